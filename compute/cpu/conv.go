@@ -1,0 +1,203 @@
+package cpu
+
+import (
+	"fmt"
+
+	"github.com/swavd/swavd/compute"
+)
+
+func (b *Backend) MatMul(c, a, bm compute.Tensor, transA, transB bool, alpha, beta float32) {
+	as, bs, cs := a.Shape(), bm.Shape(), c.Shape()
+	m, k := as[0], as[1]
+	if transA {
+		m, k = k, m
+	}
+	k2, n := bs[0], bs[1]
+	if transB {
+		k2, n = n, k2
+	}
+	if k != k2 || cs[0] != m || cs[1] != n {
+		panic(fmt.Sprintf("cpu: matmul %v(T=%v) x %v(T=%v) into %v", as, transA, bs, transB, cs))
+	}
+	gemm(transA, transB, m, n, k, alpha, data(a), as[1], data(bm), bs[1], beta, data(c), n)
+}
+
+// colBudget bounds the im2col buffer (in float32s): the batch is lowered a
+// few images at a time so memory stays flat whatever the batch size, while
+// each product still has thousands of columns to keep SGEMM efficient.
+const colBudget = 1 << 22
+
+type convGeom struct {
+	C, N, H, W, Co, Ho, Wo int
+	p                      compute.ConvParams
+}
+
+func geometry(x, w compute.Tensor, p compute.ConvParams) convGeom {
+	xs, ws := x.Shape(), w.Shape()
+	if len(xs) != 4 || len(ws) != 4 || ws[1] != xs[0] || ws[2] != p.Kernel || ws[3] != p.Kernel {
+		panic(fmt.Sprintf("cpu: conv of %v with filter %v, %+v", xs, ws, p))
+	}
+	return convGeom{C: xs[0], N: xs[1], H: xs[2], W: xs[3], Co: ws[0], Ho: p.OutSize(xs[2]), Wo: p.OutSize(xs[3]), p: p}
+}
+
+func (g convGeom) pointwise() bool { return g.p.Kernel == 1 && g.p.Stride == 1 && g.p.Pad == 0 }
+
+// rows is the height of the lowered matrix: one row per (channel, tap).
+func (g convGeom) rows() int { return g.C * g.p.Kernel * g.p.Kernel }
+
+func (g convGeom) imagesPerChunk() int {
+	n := colBudget / (g.rows() * g.Ho * g.Wo)
+	return max(1, min(n, g.N))
+}
+
+// forChunks calls fn for each group of images [n0,n1) with a lowered
+// buffer large enough for it.
+func (b *Backend) forChunks(g convGeom, fn func(n0, n1 int, col []float32)) {
+	chunk := g.imagesPerChunk()
+	buf := b.get([]int{g.rows() * chunk * g.Ho * g.Wo})
+	defer b.Release(buf)
+	for n0 := 0; n0 < g.N; n0 += chunk {
+		n1 := min(g.N, n0+chunk)
+		fn(n0, n1, buf.data[:g.rows()*(n1-n0)*g.Ho*g.Wo])
+	}
+}
+
+func (b *Backend) Conv2D(y, x, w compute.Tensor, p compute.ConvParams) {
+	g := geometry(x, w, p)
+	compute.MustShape("conv2d output", y, g.Co, g.N, g.Ho, g.Wo)
+	total := g.N * g.Ho * g.Wo
+	if g.pointwise() {
+		gemm(false, false, g.Co, total, g.C, 1, data(w), g.C, data(x), total, 0, data(y), total)
+		return
+	}
+	hw := g.Ho * g.Wo
+	b.forChunks(g, func(n0, n1 int, col []float32) {
+		cols := (n1 - n0) * hw
+		im2col(col, data(x), g, n0, n1)
+		gemm(false, false, g.Co, cols, g.rows(), 1, data(w), g.rows(), col, cols, 0, data(y)[n0*hw:], total)
+	})
+}
+
+func (b *Backend) Conv2DGradFilter(dw, dy, x compute.Tensor, p compute.ConvParams, beta float32) {
+	g := geometry(x, dw, p)
+	compute.MustShape("conv2d output gradient", dy, g.Co, g.N, g.Ho, g.Wo)
+	total := g.N * g.Ho * g.Wo
+	if g.pointwise() {
+		gemm(false, true, g.Co, g.C, total, 1, data(dy), total, data(x), total, beta, data(dw), g.C)
+		return
+	}
+	hw := g.Ho * g.Wo
+	b.forChunks(g, func(n0, n1 int, col []float32) {
+		cols := (n1 - n0) * hw
+		im2col(col, data(x), g, n0, n1)
+		gemm(false, true, g.Co, g.rows(), cols, 1, data(dy)[n0*hw:], total, col, cols, beta, data(dw), g.rows())
+		beta = 1
+	})
+}
+
+func (b *Backend) Conv2DGradInput(dx, dy, w compute.Tensor, p compute.ConvParams) {
+	g := geometry(dx, w, p)
+	compute.MustShape("conv2d output gradient", dy, g.Co, g.N, g.Ho, g.Wo)
+	total := g.N * g.Ho * g.Wo
+	if g.pointwise() {
+		gemm(true, false, g.C, total, g.Co, 1, data(w), g.C, data(dy), total, 0, data(dx), total)
+		return
+	}
+	hw := g.Ho * g.Wo
+	clear(data(dx))
+	b.forChunks(g, func(n0, n1 int, col []float32) {
+		cols := (n1 - n0) * hw
+		gemm(true, false, g.rows(), cols, g.Co, 1, data(w), g.rows(), data(dy)[n0*hw:], total, 0, col, cols)
+		col2im(data(dx), col, g, n0, n1)
+	})
+}
+
+// validRange is the range of output positions o in [0,out) whose input
+// position o*stride-pad+tap falls inside [0,in).
+func validRange(out, in, stride, pad, tap int) (lo, hi int) {
+	// o*stride >= pad-tap  and  o*stride <= in-1+pad-tap
+	lo = 0
+	if d := pad - tap; d > 0 {
+		lo = (d + stride - 1) / stride
+	}
+	hi = out
+	if lim := in - 1 + pad - tap; lim < 0 {
+		hi = 0
+	} else if h := lim/stride + 1; h < hi {
+		hi = h
+	}
+	if hi < lo {
+		hi = lo
+	}
+	return lo, hi
+}
+
+// im2col lowers images [n0,n1) of x into col, one row per (channel, tap)
+// and one column per output pixel.
+func im2col(col, x []float32, g convGeom, n0, n1 int) {
+	k, s, pad := g.p.Kernel, g.p.Stride, g.p.Pad
+	hw, cols := g.Ho*g.Wo, (n1-n0)*g.Ho*g.Wo
+	parallel(g.rows(), 1, func(rlo, rhi int) {
+		for r := rlo; r < rhi; r++ {
+			c, kh, kw := r/(k*k), (r/k)%k, r%k
+			dst := col[r*cols : (r+1)*cols]
+			wlo, whi := validRange(g.Wo, g.W, s, pad, kw)
+			hlo, hhi := validRange(g.Ho, g.H, s, pad, kh)
+			for n := n0; n < n1; n++ {
+				img := x[(c*g.N+n)*g.H*g.W:]
+				out := dst[(n-n0)*hw : (n-n0+1)*hw]
+				clear(out[:hlo*g.Wo])
+				clear(out[hhi*g.Wo:])
+				for oh := hlo; oh < hhi; oh++ {
+					src := img[(oh*s-pad+kh)*g.W:]
+					row := out[oh*g.Wo : (oh+1)*g.Wo]
+					clear(row[:wlo])
+					clear(row[whi:])
+					if s == 1 {
+						copy(row[wlo:whi], src[wlo-pad+kw:whi-pad+kw])
+						continue
+					}
+					for ow := wlo; ow < whi; ow++ {
+						row[ow] = src[ow*s-pad+kw]
+					}
+				}
+			}
+		}
+	})
+}
+
+// col2im adds the lowered gradient col back onto the images [n0,n1) of dx.
+// Work is split by channel so no two goroutines write the same pixel.
+func col2im(dx, col []float32, g convGeom, n0, n1 int) {
+	k, s, pad := g.p.Kernel, g.p.Stride, g.p.Pad
+	hw, cols := g.Ho*g.Wo, (n1-n0)*g.Ho*g.Wo
+	parallel(g.C, 1, func(clo, chi int) {
+		for c := clo; c < chi; c++ {
+			for t := 0; t < k*k; t++ {
+				kh, kw := t/k, t%k
+				r := c*k*k + t
+				src := col[r*cols : (r+1)*cols]
+				wlo, whi := validRange(g.Wo, g.W, s, pad, kw)
+				hlo, hhi := validRange(g.Ho, g.H, s, pad, kh)
+				for n := n0; n < n1; n++ {
+					img := dx[(c*g.N+n)*g.H*g.W:]
+					in := src[(n-n0)*hw:]
+					for oh := hlo; oh < hhi; oh++ {
+						dst := img[(oh*s-pad+kh)*g.W:]
+						row := in[oh*g.Wo : (oh+1)*g.Wo]
+						if s == 1 {
+							d := dst[wlo-pad+kw : whi-pad+kw]
+							for i, v := range row[wlo:whi] {
+								d[i] += v
+							}
+							continue
+						}
+						for ow := wlo; ow < whi; ow++ {
+							dst[ow*s-pad+kw] += row[ow]
+						}
+					}
+				}
+			}
+		}
+	})
+}

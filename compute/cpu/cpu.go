@@ -1,0 +1,264 @@
+// Package cpu is the reference backend: float32 tensors in host memory on
+// gorgonia.org/tensor, matrix products on gonum's SGEMM (the same routine
+// gorgonia's MatMul calls, here called directly so that transposes and
+// strided outputs cost no copies), and hand-written loops, split over all
+// cores, for the memory-bound operations.
+package cpu
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+
+	"gorgonia.org/tensor"
+
+	"github.com/swavd/swavd/compute"
+)
+
+// Tensor is the CPU backend's handle: a gorgonia dense tensor, or a view
+// into one.
+type Tensor struct {
+	dense *tensor.Dense // nil for a view
+	data  []float32
+	shape []int
+}
+
+func (t *Tensor) Shape() []int { return t.shape }
+func (t *Tensor) Len() int     { return len(t.data) }
+
+// Data exposes the storage; tests and host-side code read it directly.
+func (t *Tensor) Data() []float32 { return t.data }
+
+// Backend is safe for concurrent use: operations keep no state but the
+// buffer pool, which is locked.
+type Backend struct {
+	mu   sync.Mutex
+	free map[int][]*Tensor
+}
+
+// New returns a CPU backend.
+func New() *Backend { return &Backend{free: map[int][]*Tensor{}} }
+
+func (b *Backend) Name() string { return "cpu" }
+func (b *Backend) Close() error { b.mu.Lock(); b.free = map[int][]*Tensor{}; b.mu.Unlock(); return nil }
+
+func data(t compute.Tensor) []float32 { return t.(*Tensor).data }
+
+// get returns a tensor of the given shape whose contents are undefined.
+func (b *Backend) get(shape []int) *Tensor {
+	n := compute.Size(shape)
+	b.mu.Lock()
+	if l := b.free[n]; len(l) > 0 {
+		t := l[len(l)-1]
+		b.free[n] = l[:len(l)-1]
+		b.mu.Unlock()
+		t.shape = append(t.shape[:0], shape...)
+		return t
+	}
+	b.mu.Unlock()
+	d := tensor.New(tensor.WithShape(n), tensor.Of(tensor.Float32))
+	return &Tensor{dense: d, data: d.Data().([]float32), shape: append([]int(nil), shape...)}
+}
+
+func (b *Backend) New(shape ...int) compute.Tensor {
+	if len(shape) == 0 {
+		panic("cpu: New with no dimensions")
+	}
+	t := b.get(shape)
+	clear(t.data)
+	return t
+}
+
+func (b *Backend) Release(ts ...compute.Tensor) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, t := range ts {
+		if t == nil {
+			continue
+		}
+		ct := t.(*Tensor)
+		if ct.dense == nil {
+			continue // views own nothing
+		}
+		b.free[len(ct.data)] = append(b.free[len(ct.data)], ct)
+	}
+}
+
+func (b *Backend) View(t compute.Tensor, offset int, shape ...int) compute.Tensor {
+	d := data(t)
+	n := compute.Size(shape)
+	if offset < 0 || offset+n > len(d) {
+		panic(fmt.Sprintf("cpu: view [%d:%d] of a tensor of %d elements", offset, offset+n, len(d)))
+	}
+	return &Tensor{data: d[offset : offset+n : offset+n], shape: append([]int(nil), shape...)}
+}
+
+func (b *Backend) Upload(dst compute.Tensor, src []float32) {
+	d := data(dst)
+	if len(src) != len(d) {
+		panic(fmt.Sprintf("cpu: upload of %d values into a tensor of %d", len(src), len(d)))
+	}
+	copy(d, src)
+}
+
+func (b *Backend) Download(dst []float32, src compute.Tensor) {
+	s := data(src)
+	if len(s) != len(dst) {
+		panic(fmt.Sprintf("cpu: download of a tensor of %d values into %d", len(s), len(dst)))
+	}
+	copy(dst, s)
+}
+
+// parallel splits [0,n) into one contiguous range per core when there is
+// at least grain work per range, and runs fn on each.
+func parallel(n, grain int, fn func(lo, hi int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if grain < 1 {
+		grain = 1
+	}
+	if w := n / grain; w < workers {
+		workers = w
+	}
+	if workers <= 1 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := 1; i < workers; i++ {
+		lo, hi := n*i/workers, n*(i+1)/workers
+		wg.Add(1)
+		go func() { defer wg.Done(); fn(lo, hi) }()
+	}
+	fn(0, n/workers)
+	wg.Wait()
+}
+
+// elementGrain is the number of elements below which an element-wise loop
+// is not worth a goroutine.
+const elementGrain = 1 << 15
+
+func (b *Backend) Fill(t compute.Tensor, v float32) {
+	d := data(t)
+	parallel(len(d), elementGrain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			d[i] = v
+		}
+	})
+}
+
+func (b *Backend) Copy(dst, src compute.Tensor) {
+	d, s := data(dst), data(src)
+	if len(d) != len(s) {
+		panic(fmt.Sprintf("cpu: copy of %d values into %d", len(s), len(d)))
+	}
+	copy(d, s)
+}
+
+func (b *Backend) CopyColumns(dst compute.Tensor, dstCol int, src compute.Tensor, srcCol, n int) {
+	ds, ss := dst.Shape(), src.Shape()
+	if len(ds) != 2 || len(ss) != 2 || ds[0] != ss[0] || dstCol+n > ds[1] || srcCol+n > ss[1] {
+		panic(fmt.Sprintf("cpu: copy columns of %v into %v", ss, ds))
+	}
+	d, s := data(dst), data(src)
+	for r := 0; r < ds[0]; r++ {
+		copy(d[r*ds[1]+dstCol:r*ds[1]+dstCol+n], s[r*ss[1]+srcCol:r*ss[1]+srcCol+n])
+	}
+}
+
+func (b *Backend) Axpy(y compute.Tensor, alpha float32, x compute.Tensor) {
+	yd, xd := data(y), data(x)
+	if len(yd) != len(xd) {
+		panic(fmt.Sprintf("cpu: axpy of %d values into %d", len(xd), len(yd)))
+	}
+	parallel(len(yd), elementGrain, func(lo, hi int) {
+		yy, xx := yd[lo:hi], xd[lo:hi]
+		for i := range yy {
+			yy[i] += alpha * xx[i]
+		}
+	})
+}
+
+func (b *Backend) AddReLU(y, a, c compute.Tensor) {
+	yd, ad, cd := data(y), data(a), data(c)
+	parallel(len(yd), elementGrain, func(lo, hi int) {
+		yy, aa, cc := yd[lo:hi], ad[lo:hi], cd[lo:hi]
+		for i := range yy {
+			v := aa[i] + cc[i]
+			if v < 0 {
+				v = 0
+			}
+			yy[i] = v
+		}
+	})
+}
+
+func (b *Backend) ReLUBackward(dx, dy, y compute.Tensor) {
+	dxd, dyd, yd := data(dx), data(dy), data(y)
+	parallel(len(dxd), elementGrain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if yd[i] > 0 {
+				dxd[i] = dyd[i]
+			} else {
+				dxd[i] = 0
+			}
+		}
+	})
+}
+
+func (b *Backend) AddBias(y, bias compute.Tensor) {
+	ys := y.Shape()
+	yd, bd := data(y), data(bias)
+	cols := ys[1]
+	for r := 0; r < ys[0]; r++ {
+		row := yd[r*cols : (r+1)*cols]
+		v := bd[r]
+		for i := range row {
+			row[i] += v
+		}
+	}
+}
+
+func (b *Backend) SumRows(dst, x compute.Tensor, beta float32) {
+	xs := x.Shape()
+	dd, xd := data(dst), data(x)
+	cols := len(xd) / xs[0]
+	for r := 0; r < xs[0]; r++ {
+		var s float64
+		for _, v := range xd[r*cols : (r+1)*cols] {
+			s += float64(v)
+		}
+		dd[r] = beta*dd[r] + float32(s)
+	}
+}
+
+func (b *Backend) GlobalAvgPool(y, x compute.Tensor) {
+	xs := x.Shape()
+	hw := xs[2] * xs[3]
+	yd, xd := data(y), data(x)
+	inv := 1 / float32(hw)
+	parallel(len(yd), 64, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			var s float32
+			for _, v := range xd[i*hw : (i+1)*hw] {
+				s += v
+			}
+			yd[i] = s * inv
+		}
+	})
+}
+
+func (b *Backend) GlobalAvgPoolBackward(dx, dy compute.Tensor) {
+	xs := dx.Shape()
+	hw := xs[2] * xs[3]
+	dxd, dyd := data(dx), data(dy)
+	inv := 1 / float32(hw)
+	parallel(len(dyd), 64, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			v := dyd[i] * inv
+			row := dxd[i*hw : (i+1)*hw]
+			for j := range row {
+				row[j] = v
+			}
+		}
+	})
+}

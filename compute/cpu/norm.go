@@ -1,0 +1,153 @@
+package cpu
+
+import (
+	"math"
+
+	"github.com/swavd/swavd/compute"
+)
+
+// rowsOf views x as [C, M] with C its first dimension.
+func rowsOf(x compute.Tensor) (c, m int) {
+	c = x.Shape()[0]
+	return c, x.Len() / c
+}
+
+func (b *Backend) BatchNormTrain(y, x, gamma, beta, mean, invStd, runMean, runVar compute.Tensor, momentum, eps float32, relu bool) {
+	C, M := rowsOf(x)
+	xd, yd, gd, bd := data(x), data(y), data(gamma), data(beta)
+	md, sd, rm, rv := data(mean), data(invStd), data(runMean), data(runVar)
+	parallel(C, 1, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			row := xd[c*M : (c+1)*M]
+			var s float64
+			for _, v := range row {
+				s += float64(v)
+			}
+			mu := s / float64(M)
+			var ss float64
+			for _, v := range row {
+				d := float64(v) - mu
+				ss += d * d
+			}
+			variance := ss / float64(M)
+			is := 1 / math.Sqrt(variance+float64(eps))
+			md[c], sd[c] = float32(mu), float32(is)
+			unbiased := variance
+			if M > 1 {
+				unbiased = ss / float64(M-1)
+			}
+			rm[c] = (1-momentum)*rm[c] + momentum*float32(mu)
+			rv[c] = (1-momentum)*rv[c] + momentum*float32(unbiased)
+			normalizeRow(yd[c*M:(c+1)*M], row, float32(mu), float32(is)*gd[c], bd[c], relu)
+		}
+	})
+}
+
+// normalizeRow computes dst = (src-mu)*scale + shift, then ReLU if relu.
+func normalizeRow(dst, src []float32, mu, scale, shift float32, relu bool) {
+	for i, v := range src {
+		o := (v-mu)*scale + shift
+		if relu && o < 0 {
+			o = 0
+		}
+		dst[i] = o
+	}
+}
+
+func (b *Backend) BatchNormInfer(y, x, gamma, beta, runMean, runVar compute.Tensor, eps float32, relu bool) {
+	C, M := rowsOf(x)
+	xd, yd, gd, bd, rm, rv := data(x), data(y), data(gamma), data(beta), data(runMean), data(runVar)
+	parallel(C, 1, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			is := float32(1 / math.Sqrt(float64(rv[c])+float64(eps)))
+			normalizeRow(yd[c*M:(c+1)*M], xd[c*M:(c+1)*M], rm[c], is*gd[c], bd[c], relu)
+		}
+	})
+}
+
+func (b *Backend) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, invStd compute.Tensor, relu bool) {
+	C, M := rowsOf(x)
+	dxd, dgd, dbd, dyd, xd, yd := data(dx), data(dgamma), data(dbeta), data(dy), data(x), data(y)
+	gd, md, sd := data(gamma), data(mean), data(invStd)
+	parallel(C, 1, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			xr, dyr, dxr := xd[c*M:(c+1)*M], dyd[c*M:(c+1)*M], dxd[c*M:(c+1)*M]
+			var yr []float32
+			if relu {
+				yr = yd[c*M : (c+1)*M]
+			}
+			mu, is := md[c], sd[c]
+			var sg, sgx float64
+			for i, v := range xr {
+				g := dyr[i]
+				if relu && yr[i] <= 0 {
+					g = 0
+				}
+				sg += float64(g)
+				sgx += float64(g) * float64((v-mu)*is)
+			}
+			dgd[c] += float32(sgx)
+			dbd[c] += float32(sg)
+			k := gd[c] * is
+			mg, mgx := float32(sg/float64(M)), float32(sgx/float64(M))
+			for i, v := range xr {
+				g := dyr[i]
+				if relu && yr[i] <= 0 {
+					g = 0
+				}
+				dxr[i] = k * (g - mg - (v-mu)*is*mgx)
+			}
+		}
+	})
+}
+
+func (b *Backend) L2NormalizeCols(y, norms, x compute.Tensor) {
+	xs := x.Shape()
+	D, N := xs[0], xs[1]
+	xd, yd, nd := data(x), data(y), data(norms)
+	for n := 0; n < N; n++ {
+		var s float64
+		for d := 0; d < D; d++ {
+			v := float64(xd[d*N+n])
+			s += v * v
+		}
+		nrm := math.Max(math.Sqrt(s), 1e-12) // F.normalize's eps
+		nd[n] = float32(nrm)
+		inv := float32(1 / nrm)
+		for d := 0; d < D; d++ {
+			yd[d*N+n] = xd[d*N+n] * inv
+		}
+	}
+}
+
+func (b *Backend) L2NormalizeColsBackward(dx, dy, y, norms compute.Tensor) {
+	ys := y.Shape()
+	D, N := ys[0], ys[1]
+	dxd, dyd, yd, nd := data(dx), data(dy), data(y), data(norms)
+	for n := 0; n < N; n++ {
+		var dot float64
+		for d := 0; d < D; d++ {
+			dot += float64(yd[d*N+n]) * float64(dyd[d*N+n])
+		}
+		inv, p := 1/nd[n], float32(dot)
+		for d := 0; d < D; d++ {
+			dxd[d*N+n] = (dyd[d*N+n] - yd[d*N+n]*p) * inv
+		}
+	}
+}
+
+func (b *Backend) L2NormalizeRows(x compute.Tensor) {
+	R, C := rowsOf(x)
+	xd := data(x)
+	for r := 0; r < R; r++ {
+		row := xd[r*C : (r+1)*C]
+		var s float64
+		for _, v := range row {
+			s += float64(v) * float64(v)
+		}
+		inv := float32(1 / math.Max(math.Sqrt(s), 1e-12))
+		for i := range row {
+			row[i] *= inv
+		}
+	}
+}

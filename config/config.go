@@ -1,0 +1,183 @@
+// Package config loads swavd's configuration with spf13/viper: a named
+// preset supplies every key's default, then a YAML file, SWAVD_ environment
+// variables and command-line flags override it, in that order. Unknown keys
+// and out-of-range values are rejected with a message naming the key.
+package config
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/swavd/swavd/augment"
+	"github.com/swavd/swavd/model"
+)
+
+//go:embed presets/*.yaml
+var presetFS embed.FS
+
+// DefaultPreset is used when no preset is named.
+const DefaultPreset = "edge-small"
+
+// Config is the whole configuration.
+type Config struct {
+	Preset string `mapstructure:"preset"`
+	Seed   uint64 `mapstructure:"seed"`
+	Input  struct {
+		Size     int `mapstructure:"size"`
+		Channels int `mapstructure:"channels"`
+	} `mapstructure:"input"`
+	Model   model.Arch    `mapstructure:"model"`
+	Views   augment.Views `mapstructure:"views"`
+	SwAV    model.SwAV    `mapstructure:"swav"`
+	Optim   model.Optim   `mapstructure:"optim"`
+	Train   Train         `mapstructure:"train"`
+	Compute struct {
+		Backend string `mapstructure:"backend"`
+	} `mapstructure:"compute"`
+}
+
+// Train configures the train command.
+type Train struct {
+	Batch           int    `mapstructure:"batch"`
+	Steps           int    `mapstructure:"steps"`
+	LogEvery        int    `mapstructure:"log_every"`
+	CheckpointEvery int    `mapstructure:"checkpoint_every"`
+	Source          string `mapstructure:"source"`
+}
+
+// Presets lists the preset names.
+func Presets() []string {
+	ents, _ := presetFS.ReadDir("presets")
+	var names []string
+	for _, e := range ents {
+		names = append(names, strings.TrimSuffix(e.Name(), ".yaml"))
+	}
+	sort.Strings(names)
+	return names
+}
+
+// PresetYAML returns a preset's YAML text.
+func PresetYAML(name string) ([]byte, error) {
+	b, err := presetFS.ReadFile(path.Join("presets", name+".yaml"))
+	if err != nil {
+		return nil, fmt.Errorf("config: unknown preset %q (have %s)", name, strings.Join(Presets(), ", "))
+	}
+	return b, nil
+}
+
+// Options say where configuration comes from besides the preset.
+type Options struct {
+	File string // YAML file; empty for none
+	// Flags maps config keys to the flags that set them; only flags the
+	// user actually set override.
+	Flags map[string]*pflag.Flag
+	// Environ is the environment to read SWAVD_ variables from (os.Environ()).
+	Environ []string
+	// Preset overrides the preset key from every other source when set.
+	Preset string
+}
+
+const envPrefix = "SWAVD_"
+
+func envKey(key string) string { return envPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_")) }
+
+// Load builds the configuration.
+func Load(o Options) (*Config, error) {
+	v := viper.New()
+	var file *viper.Viper
+	if o.File != "" {
+		file = viper.New()
+		file.SetConfigFile(o.File)
+		file.SetConfigType("yaml")
+		if err := file.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config: %s: %w", o.File, err)
+		}
+	}
+	env := map[string]string{}
+	for _, kv := range o.Environ {
+		if k, val, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, envPrefix) {
+			env[k] = val
+		}
+	}
+	// The preset is chosen first, by the same precedence as any key.
+	preset := DefaultPreset
+	if file != nil && file.IsSet("preset") {
+		preset = file.GetString("preset")
+	}
+	if val, ok := env[envKey("preset")]; ok {
+		preset = val
+	}
+	if f := o.Flags["preset"]; f != nil && f.Changed {
+		preset = f.Value.String()
+	}
+	if o.Preset != "" {
+		preset = o.Preset
+	}
+	text, err := PresetYAML(preset)
+	if err != nil {
+		return nil, err
+	}
+	base := viper.New()
+	base.SetConfigType("yaml")
+	if err := base.ReadConfig(bytes.NewReader(text)); err != nil {
+		return nil, fmt.Errorf("config: preset %s: %w", preset, err)
+	}
+	known := map[string]bool{"preset": true}
+	for _, k := range base.AllKeys() {
+		known[k] = true
+		v.SetDefault(k, base.Get(k))
+	}
+	v.SetDefault("preset", preset)
+	if file != nil {
+		for _, k := range file.AllKeys() {
+			if !known[k] {
+				return nil, fmt.Errorf("config: %s: unknown key %q", o.File, k)
+			}
+			v.Set(k, file.Get(k))
+		}
+	}
+	envNames := map[string]string{}
+	for k := range known {
+		envNames[envKey(k)] = k
+	}
+	for name, val := range env {
+		k, ok := envNames[name]
+		if !ok {
+			return nil, fmt.Errorf("config: environment variable %s names no config key", name)
+		}
+		v.Set(k, val)
+	}
+	for k, f := range o.Flags {
+		if !known[k] {
+			return nil, fmt.Errorf("config: flag --%s names unknown key %q", f.Name, k)
+		}
+		if f.Changed {
+			v.Set(k, f.Value.String())
+		}
+	}
+	v.Set("preset", preset)
+	var c Config
+	dec := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	))
+	if err := v.Unmarshal(&c, dec, func(dc *mapstructure.DecoderConfig) { dc.ErrorUnused = true }); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Environ is os.Environ, named for callers' clarity.
+func Environ() []string { return os.Environ() }

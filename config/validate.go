@@ -1,0 +1,114 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// rangeErr names the key, its value and what is allowed.
+func rangeErr(key string, val any, allowed string) error {
+	return fmt.Errorf("config: %s = %v is out of range (allowed: %s)", key, val, allowed)
+}
+
+func intIn(key string, v, lo, hi int) error {
+	if v < lo || v > hi {
+		return rangeErr(key, v, fmt.Sprintf("%d..%d", lo, hi))
+	}
+	return nil
+}
+
+func floatIn(key string, v, lo, hi float64) error {
+	if !(v >= lo && v <= hi) { // also rejects NaN
+		return rangeErr(key, v, fmt.Sprintf("%g..%g", lo, hi))
+	}
+	return nil
+}
+
+func oneOf(key, v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return rangeErr(key, fmt.Sprintf("%q", v), "one of "+strings.Join(allowed, ", "))
+}
+
+// Validate checks every value against its allowed range.
+func (c *Config) Validate() error {
+	m, v, s, o, t := c.Model, c.Views, c.SwAV, c.Optim, c.Train
+	checks := []error{
+		intIn("input.size", c.Input.Size, 8, 4096),
+		oneOf("input.channels", fmt.Sprint(c.Input.Channels), "1", "3"),
+		intIn("model.input_channels", m.InputChannels, 3, 3),
+		intIn("model.stem_width", m.StemWidth, 1, 1024),
+		intIn("model.blocks_per_stage", m.BlocksPerStage, 1, 16),
+		intIn("model.head_hidden", m.HeadHidden, 1, 16384),
+		intIn("model.proj_dim", m.ProjDim, 2, 4096),
+		intIn("model.prototypes", m.Prototypes, 2, 65536),
+		intIn("model.stages (count)", len(m.Stages), 1, 8),
+		intIn("views.global.count", v.Global.Count, 1, 8),
+		intIn("views.global.size", v.Global.Size, 4, 1024),
+		floatIn("views.global.scale_min", v.Global.ScaleMin, 0.001, 1),
+		floatIn("views.global.scale_max", v.Global.ScaleMax, v.Global.ScaleMin, 1),
+		intIn("views.local.count", v.Local.Count, 0, 32),
+		intIn("views.local.size", v.Local.Size, 4, 1024),
+		floatIn("views.local.scale_min", v.Local.ScaleMin, 0.001, 1),
+		floatIn("views.local.scale_max", v.Local.ScaleMax, v.Local.ScaleMin, 1),
+		floatIn("views.ratio_min", v.RatioMin, 0.05, 1),
+		floatIn("views.ratio_max", v.RatioMax, 1, 20),
+		floatIn("views.flip_p", v.FlipP, 0, 1),
+		floatIn("views.jitter_p", v.JitterP, 0, 1),
+		floatIn("views.brightness", v.Brightness, 0, 1),
+		floatIn("views.contrast", v.Contrast, 0, 1),
+		floatIn("views.saturation", v.Saturation, 0, 1),
+		floatIn("views.hue", v.Hue, 0, 0.5),
+		floatIn("views.grayscale_p", v.GrayscaleP, 0, 1),
+		floatIn("views.blur_p", v.BlurP, 0, 1),
+		floatIn("views.blur_sigma[0]", v.BlurSigma[0], 0.01, 10),
+		floatIn("views.blur_sigma[1]", v.BlurSigma[1], v.BlurSigma[0], 10),
+		floatIn("swav.temperature", s.Temperature, 1e-3, 10),
+		floatIn("swav.epsilon", s.Epsilon, 1e-3, 10),
+		intIn("swav.sinkhorn_iterations", s.SinkhornIters, 1, 100),
+		intIn("swav.queue_length", s.QueueLength, 0, 1<<20),
+		intIn("swav.queue_from_step", s.QueueFromStep, 0, 1<<30),
+		intIn("swav.freeze_prototypes_steps", s.FreezePrototype, 0, 1<<30),
+		oneOf("optim.name", o.Name, "sgd", "lars"),
+		floatIn("optim.lr", o.LR, 0, 100),
+		floatIn("optim.momentum", o.Momentum, 0, 0.9999),
+		floatIn("optim.weight_decay", o.WeightDecay, 0, 1),
+		floatIn("optim.trust_coef", o.TrustCoef, 0, 1),
+		intIn("optim.warmup_steps", o.WarmupSteps, 0, 1<<30),
+		oneOf("optim.schedule", o.Schedule, "constant", "cosine"),
+		floatIn("optim.final_lr", o.FinalLR, 0, o.LR),
+		intIn("optim.total_steps", o.TotalSteps, 0, 1<<30),
+		intIn("train.batch", t.Batch, 2, 4096),
+		intIn("train.steps", t.Steps, 0, 1<<30),
+		intIn("train.log_every", t.LogEvery, 1, 1<<30),
+		intIn("train.checkpoint_every", t.CheckpointEvery, 0, 1<<30),
+		oneOf("compute.backend", c.Compute.Backend, "cpu", "auto", "gl", "gles"),
+	}
+	for i, w := range m.Stages {
+		checks = append(checks, intIn(fmt.Sprintf("model.stages[%d]", i), w, 1, 4096))
+	}
+	for i := range v.Std {
+		checks = append(checks, floatIn(fmt.Sprintf("views.std[%d]", i), v.Std[i], 1e-6, 1e6))
+	}
+	for i, a := range s.CropsForAssign {
+		checks = append(checks, intIn(fmt.Sprintf("swav.crops_for_assign[%d]", i), a, 0, v.Global.Count-1))
+	}
+	if len(s.CropsForAssign) == 0 {
+		checks = append(checks, fmt.Errorf("config: swav.crops_for_assign is empty (allowed: global crop indices 0..%d)", v.Global.Count-1))
+	}
+	if s.QueueLength > 0 && s.QueueLength%t.Batch != 0 {
+		checks = append(checks, rangeErr("swav.queue_length", s.QueueLength, fmt.Sprintf("0 or a multiple of train.batch (%d)", t.Batch)))
+	}
+	if o.Schedule == "cosine" && o.TotalSteps <= o.WarmupSteps {
+		checks = append(checks, rangeErr("optim.total_steps", o.TotalSteps, "more than optim.warmup_steps with the cosine schedule"))
+	}
+	for _, err := range checks {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,222 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/swavd/swavd/compute"
+)
+
+// Batch is one training batch of multi-crop views in host memory, each
+// resolution group channel-major [C, crops*B, H, W], crop-major inside
+// (image crop*B+b is crop `crop` of sample b).
+type Batch struct {
+	B                    int
+	Global, Local        []float32
+	NGlobal, NLocal      int
+	GlobalSize, LocalSize int
+}
+
+// StepStats describes one training step.
+type StepStats struct {
+	Step     int // the step this was (0-based)
+	Loss     float64
+	LR       float64
+	Queue    bool // the queue joined Sinkhorn
+	Forward  time.Duration
+	Sinkhorn time.Duration // Sinkhorn and the swapped loss
+	Backward time.Duration
+	Update   time.Duration
+}
+
+// ErrNonFinite reports a step whose loss was NaN or Inf: it was discarded
+// and the last good weights restored.
+var ErrNonFinite = errors.New("loss is not finite")
+
+// Trainer owns a model and its optimizer state and runs SwAV steps.
+type Trainer struct {
+	M     *Model
+	SwAV  SwAV
+	Optim Optim
+	Step  int
+	Queue *Queue
+	// snapshot holds the state that last gave a finite loss.
+	snap []compute.Tensor
+	live []compute.Tensor // the tensors snap mirrors, in the same order
+}
+
+// NewTrainer prepares training of m with batch size b and nCrops crops per sample.
+func NewTrainer(m *Model, s SwAV, o Optim, b, nCrops int) (*Trainer, error) {
+	if err := checkSwAV(s, nCrops, b); err != nil {
+		return nil, err
+	}
+	t := &Trainer{M: m, SwAV: s, Optim: o}
+	be := m.Backend()
+	if s.QueueLength > 0 {
+		t.Queue = &Queue{Length: s.QueueLength}
+		for range s.CropsForAssign {
+			t.Queue.Emb = append(t.Queue.Emb, be.New(m.Arch.ProjDim, s.QueueLength))
+		}
+	}
+	for _, st := range t.State() {
+		t.live = append(t.live, st.T)
+		t.snap = append(t.snap, be.New(st.T.Shape()...))
+	}
+	return t, nil
+}
+
+// Named is a tensor with its checkpoint name.
+type Named struct {
+	Name string
+	T    compute.Tensor
+}
+
+// State lists every tensor a checkpoint must hold to resume exactly:
+// weights, momentum, running statistics and the queue.
+func (t *Trainer) State() []Named {
+	var out []Named
+	for _, p := range t.M.Params() {
+		out = append(out, Named{p.Name, p.W})
+	}
+	for _, p := range t.M.Params() {
+		out = append(out, Named{"optim." + p.Name + ".momentum", p.M})
+	}
+	names, bufs := t.M.Buffers()
+	for i, n := range names {
+		out = append(out, Named{n, bufs[i]})
+	}
+	if t.Queue != nil {
+		for i, e := range t.Queue.Emb {
+			out = append(out, Named{fmt.Sprintf("queue.%d", i), e})
+		}
+	}
+	return out
+}
+
+// Close releases the trainer's own tensors (not the model's).
+func (t *Trainer) Close() {
+	be := t.M.Backend()
+	be.Release(t.snap...)
+	if t.Queue != nil {
+		be.Release(t.Queue.Emb...)
+	}
+}
+
+type queueState struct{ pos, filled int }
+
+func (t *Trainer) queueState() queueState {
+	if t.Queue == nil {
+		return queueState{}
+	}
+	return queueState{t.Queue.Pos, t.Queue.Filled}
+}
+
+func (t *Trainer) snapshot() {
+	be := t.M.Backend()
+	for i, l := range t.live {
+		be.Copy(t.snap[i], l)
+	}
+}
+
+func (t *Trainer) restore(q queueState) {
+	be := t.M.Backend()
+	for i, l := range t.live {
+		be.Copy(l, t.snap[i])
+	}
+	if t.Queue != nil {
+		t.Queue.Pos, t.Queue.Filled = q.pos, q.filled
+	}
+}
+
+// TrainStep runs one SwAV step on b. On a non-finite loss it restores the
+// last good state, leaves the step count alone and returns ErrNonFinite.
+func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
+	m, be := t.M, t.M.Backend()
+	st := StepStats{Step: t.Step, LR: t.Optim.LearningRate(t.Step)}
+	ctx := &Ctx{Be: be, Train: true}
+	defer ctx.Free()
+	nCrops, B, D := b.NGlobal+b.NLocal, b.B, m.Encoder.OutDim
+	if nCrops < 2 || len(b.Global) != m.Arch.InputChannels*b.NGlobal*B*b.GlobalSize*b.GlobalSize ||
+		len(b.Local) != m.Arch.InputChannels*b.NLocal*B*b.LocalSize*b.LocalSize {
+		return st, fmt.Errorf("model: batch does not match its shape (%d+%d crops of %d samples)", b.NGlobal, b.NLocal, B)
+	}
+	t0 := time.Now()
+	be.L2NormalizeRows(m.Prototypes.W)
+	for _, p := range m.Params() {
+		be.Fill(p.G, 0)
+	}
+	type group struct {
+		cache encoderCache
+		n     int
+	}
+	var groups []group
+	feat := ctx.New(D, nCrops*B)
+	col := 0
+	for _, g := range []struct {
+		data []float32
+		n, s int
+	}{{b.Global, b.NGlobal, b.GlobalSize}, {b.Local, b.NLocal, b.LocalSize}} {
+		if g.n == 0 {
+			continue
+		}
+		x := ctx.New(m.Arch.InputChannels, g.n*B, g.s, g.s)
+		be.Upload(x, g.data)
+		f, c := m.Encoder.forward(ctx, x)
+		be.CopyColumns(feat, col, f, 0, g.n*B)
+		groups = append(groups, group{c, g.n * B})
+		col += g.n * B
+	}
+	z, hc := m.Head.forward(ctx, feat)
+	scores := ctx.New(nCrops*B, m.Arch.Prototypes)
+	be.MatMul(scores, z, m.Prototypes.W, true, true, 1, 0)
+	t1 := time.Now()
+
+	q0 := t.queueState()
+	var useQueue, fill bool
+	if t.Queue != nil {
+		fill = t.Step >= t.SwAV.QueueFromStep-t.Queue.Length/B
+		useQueue = t.Step >= t.SwAV.QueueFromStep && t.Queue.Full()
+	}
+	loss, dS := swavLoss(ctx, t.SwAV, scores, z, m.Prototypes.W, nCrops, B, t.Queue, useQueue, fill)
+	var lv [1]float32
+	be.Download(lv[:], loss)
+	st.Loss, st.Queue = float64(lv[0]), useQueue
+	t2 := time.Now()
+	st.Forward, st.Sinkhorn = t1.Sub(t0), t2.Sub(t1)
+	if !finite(lv[0]) {
+		t.restore(q0)
+		return st, ErrNonFinite
+	}
+	t.snapshot()
+
+	dz := be.New(z.Shape()...)
+	be.MatMul(dz, m.Prototypes.W, dS, true, true, 1, 0)
+	frozen := t.Step < t.SwAV.FreezePrototype
+	if !frozen {
+		be.MatMul(m.Prototypes.G, dS, z, true, true, 1, 1)
+	}
+	dfeat := m.Head.backward(ctx, hc, dz)
+	be.Release(dz)
+	col = 0
+	for _, g := range groups {
+		df := be.New(D, g.n)
+		be.CopyColumns(df, 0, dfeat, col, g.n)
+		m.Encoder.backward(ctx, g.cache, df)
+		be.Release(df)
+		col += g.n
+	}
+	be.Release(dfeat)
+	t3 := time.Now()
+
+	p := t.Optim.sgd(st.LR)
+	for _, prm := range m.Params() {
+		if frozen && prm == m.Prototypes {
+			continue
+		}
+		be.SGDStep(prm.W, prm.G, prm.M, p)
+	}
+	t.Step++
+	st.Backward, st.Update = t3.Sub(t2), time.Since(t3)
+	return st, nil
+}

@@ -1,0 +1,85 @@
+// Package train runs the training loop: sample a batch of images, build
+// their multi-crop views, take a SwAV step, repeat. The train and bench
+// commands use it, and so will the daemon's trainer.
+package train
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/swavd/swavd/capture"
+	"github.com/swavd/swavd/compute"
+	"github.com/swavd/swavd/config"
+	"github.com/swavd/swavd/model"
+)
+
+// Session is a model with its trainer and the views that feed it.
+type Session struct {
+	Cfg     *config.Config
+	Model   *model.Model
+	Trainer *model.Trainer
+	batch   *model.Batch
+	imgs    []*capture.Image
+}
+
+// NewSession builds a freshly initialized model for cfg on be.
+func NewSession(be compute.Backend, cfg *config.Config) (*Session, error) {
+	m, err := model.New(be, cfg.Model, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	nCrops := cfg.Views.Global.Count + cfg.Views.Local.Count
+	t, err := model.NewTrainer(m, cfg.SwAV, cfg.Optim, cfg.Train.Batch, nCrops)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return &Session{Cfg: cfg, Model: m, Trainer: t, batch: cfg.Views.NewBatch(cfg.Train.Batch),
+		imgs: make([]*capture.Image, cfg.Train.Batch)}, nil
+}
+
+// Close releases the session's tensors.
+func (s *Session) Close() {
+	s.Trainer.Close()
+	s.Model.Close()
+}
+
+// StepResult is one step's statistics with the augmentation time.
+type StepResult struct {
+	model.StepStats
+	Augment time.Duration
+	// Discarded is set when the loss was not finite: the step was thrown
+	// away and the last good weights restored.
+	Discarded bool
+}
+
+// Step samples a batch from data (uniformly, with a generator derived from
+// the seed and the step, so a resumed run draws what an unbroken one
+// would), builds its views and trains on it.
+func (s *Session) Step(data []*capture.Image) (StepResult, error) {
+	if len(data) == 0 {
+		return StepResult{}, errors.New("train: no images to train on")
+	}
+	step := s.Trainer.Step
+	rng := rand.New(rand.NewPCG(s.Cfg.Seed, uint64(step)))
+	for i := range s.imgs {
+		s.imgs[i] = data[rng.IntN(len(data))]
+	}
+	t0 := time.Now()
+	if err := s.Cfg.Views.Fill(s.batch, s.imgs, s.Cfg.Seed^uint64(step)<<20); err != nil {
+		return StepResult{}, err
+	}
+	aug := time.Since(t0)
+	st, err := s.Trainer.TrainStep(s.batch)
+	r := StepResult{StepStats: st, Augment: aug}
+	if errors.Is(err, model.ErrNonFinite) {
+		r.Discarded = true
+		return r, nil
+	}
+	if err != nil {
+		return r, fmt.Errorf("train: step %d: %w", step, err)
+	}
+	return r, nil
+}
