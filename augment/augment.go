@@ -207,3 +207,33 @@ func (v *Views) Resize(dst []float32, N, n, s int, img *capture.Image) {
 	}
 	writeNormalized(dst, N, n, s, out, v.Mean, v.Std)
 }
+
+// Fit returns img at size x size with the given channel count (1 or 3),
+// resized with the antialiased filter and converted gray<->RGB as needed;
+// img itself when it already fits. Sources are brought to the working
+// resolution once, so augmentation never works on full camera frames.
+func Fit(img *capture.Image, size, ch int) *capture.Image {
+	if img.W == size && img.H == size && img.C == ch {
+		return img
+	}
+	p := newPlanes(img)
+	cols := filterTaps(size, 0, float64(p.w), p.w, false)
+	rows := filterTaps(size, 0, float64(p.h), p.h, false)
+	tmp := make([]float32, p.h*size)
+	out := make([][]float32, p.c)
+	for c := range out {
+		out[c] = make([]float32, size*size)
+		resample(out[c], p.p[c], p.w, cols, rows, tmp)
+	}
+	if ch == 1 && len(out) == 3 {
+		out = [][]float32{gray(out)}
+	}
+	res := &capture.Image{W: size, H: size, C: ch, Pix: make([]uint8, size*size*ch), Label: img.Label}
+	for i := 0; i < size*size; i++ {
+		for c := 0; c < ch; c++ {
+			v := out[min(c, len(out)-1)][i]
+			res.Pix[i*ch+c] = uint8(math.Round(float64(clamp01(v)) * 255))
+		}
+	}
+	return res
+}

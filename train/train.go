@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/swavd/swavd/augment"
 	"github.com/swavd/swavd/capture"
 	"github.com/swavd/swavd/compute"
 	"github.com/swavd/swavd/config"
@@ -82,4 +83,13 @@ func (s *Session) Step(data []*capture.Image) (StepResult, error) {
 		return r, fmt.Errorf("train: step %d: %w", step, err)
 	}
 	return r, nil
+}
+
+// FitImages brings every image to the working size and channel count.
+func FitImages(imgs []*capture.Image, size, channels int) []*capture.Image {
+	out := make([]*capture.Image, len(imgs))
+	for i, im := range imgs {
+		out[i] = augment.Fit(im, size, channels)
+	}
+	return out
 }

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/swavd/swavd/capture"
+	"github.com/swavd/swavd/config"
+	"github.com/swavd/swavd/model"
+	"github.com/swavd/swavd/train"
+)
+
+// benchReport is what `swavd bench --json` prints.
+type benchReport struct {
+	Preset       string             `json:"preset"`
+	Backend      string             `json:"backend"`
+	Batch        int                `json:"batch"`
+	Steps        int                `json:"steps"`
+	SamplesPerS  float64            `json:"samples_per_s"`
+	MsPerStep    float64            `json:"ms_per_step"`
+	MsSplit      map[string]float64 `json:"ms_per_step_split"`
+	InferenceFPS map[string]float64 `json:"inference_frames_per_s"`
+	GFLOPPerS    float64            `json:"achieved_gflop_per_s"`
+	GFLOPPerStep float64            `json:"gflop_per_step"`
+	PeakRSSMiB   float64            `json:"peak_rss_mib"`
+	Data         string             `json:"data"`
+}
+
+func runBench(args []string) error {
+	cf := newConfigFlags("bench")
+	steps := cf.fs.Int("steps", 20, "timed training steps (after 3 warm-up steps)")
+	asJSON := cf.fs.Bool("json", false, "print JSON")
+	if err := cf.fs.Parse(args); err != nil {
+		return err
+	}
+	if *steps < 1 {
+		return fmt.Errorf("--steps must be at least 1")
+	}
+	cfg, err := cf.load("")
+	if err != nil {
+		return err
+	}
+	be, err := newBackend(cfg)
+	if err != nil {
+		return err
+	}
+	defer be.Close()
+	imgs, dataNote := benchImages(cfg)
+	s, err := train.NewSession(be, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	const warmup = 3
+	var sum train.StepResult
+	var start time.Time
+	for i := 0; i < warmup+*steps; i++ {
+		if i == warmup {
+			start = time.Now()
+		}
+		r, err := s.Step(imgs)
+		if err != nil {
+			return err
+		}
+		if i >= warmup {
+			sum.Augment += r.Augment
+			sum.Forward += r.Forward
+			sum.Sinkhorn += r.Sinkhorn
+			sum.Backward += r.Backward
+			sum.Update += r.Update
+		}
+	}
+	el := time.Since(start).Seconds()
+	n := float64(*steps)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / n }
+	v := cfg.Views
+	flops := 3 * float64(cfg.Train.Batch) * (float64(v.Global.Count)*float64(cfg.Model.ForwardFLOPs(v.Global.Size)) +
+		float64(v.Local.Count)*float64(cfg.Model.ForwardFLOPs(v.Local.Size)))
+	rep := benchReport{
+		Preset: cfg.Preset, Backend: be.Name(), Batch: cfg.Train.Batch, Steps: *steps, Data: dataNote,
+		SamplesPerS: n * float64(cfg.Train.Batch) / el,
+		MsPerStep:   1000 * el / n,
+		MsSplit: map[string]float64{
+			"augment": ms(sum.Augment), "forward": ms(sum.Forward), "sinkhorn": ms(sum.Sinkhorn),
+			"backward": ms(sum.Backward), "update": ms(sum.Update),
+		},
+		InferenceFPS: map[string]float64{},
+		GFLOPPerStep: flops / 1e9,
+		GFLOPPerS:    flops * n / el / 1e9,
+	}
+	for _, b := range []int{1, 64} {
+		rep.InferenceFPS[fmt.Sprintf("batch_%d", b)] = inferenceFPS(s.Model, &cfg.Views, v.Global.Size, imgs, b)
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		rep.PeakRSSMiB = float64(ru.Maxrss) / 1024
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Printf("preset %s, backend %s, batch %d, %d steps (%s)\n", rep.Preset, rep.Backend, rep.Batch, rep.Steps, rep.Data)
+	fmt.Printf("training: %.1f samples/s, %.0f ms/step (augment %.0f, forward %.0f, sinkhorn %.1f, backward %.0f, update %.1f), %.1f GFLOP/s\n",
+		rep.SamplesPerS, rep.MsPerStep, rep.MsSplit["augment"], rep.MsSplit["forward"], rep.MsSplit["sinkhorn"],
+		rep.MsSplit["backward"], rep.MsSplit["update"], rep.GFLOPPerS)
+	fmt.Printf("inference: %.0f frames/s at batch 1, %.0f at batch 64\npeak RSS %.0f MiB\n",
+		rep.InferenceFPS["batch_1"], rep.InferenceFPS["batch_64"], rep.PeakRSSMiB)
+	return nil
+}
+
+// benchImages loads a few thousand images of the configured source, or
+// makes random ones when it is not there (the numbers do not depend on
+// pixel values).
+func benchImages(cfg *config.Config) ([]*capture.Image, string) {
+	if d, err := capture.Open(cfg.Train.Source, 4096); err == nil {
+		return train.FitImages(d.Images, cfg.Input.Size, cfg.Input.Channels), cfg.Train.Source
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	s, c := cfg.Input.Size, cfg.Input.Channels
+	imgs := make([]*capture.Image, 256)
+	for i := range imgs {
+		im := &capture.Image{W: s, H: s, C: c, Pix: make([]uint8, s*s*c), Label: -1}
+		for j := range im.Pix {
+			im.Pix[j] = uint8(rng.IntN(256))
+		}
+		imgs[i] = im
+	}
+	return imgs, "random images (source not readable)"
+}
+
+// inferenceFPS times the assignment path (encoder, head, prototypes in
+// inference mode) at a batch size, for about a second.
+func inferenceFPS(m *model.Model, v interface {
+	Resize(dst []float32, N, n, s int, img *capture.Image)
+}, size int, imgs []*capture.Image, batch int) float64 {
+	be := m.Backend()
+	host := make([]float32, 3*batch*size*size)
+	frames := 0
+	start := time.Now()
+	for time.Since(start) < time.Second || frames < 2*batch {
+		for j := 0; j < batch; j++ {
+			v.Resize(host, batch, j, size, imgs[(frames+j)%len(imgs)])
+		}
+		ctx := &model.Ctx{Be: be}
+		x := ctx.New(3, batch, size, size)
+		be.Upload(x, host)
+		sc := m.Scores(ctx, m.Features(ctx, x))
+		out := make([]float32, sc.Len())
+		be.Download(out, sc)
+		ctx.Free()
+		frames += batch
+	}
+	return float64(frames) / time.Since(start).Seconds()
+}
