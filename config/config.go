@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -168,7 +169,7 @@ func Load(o Options) (*Config, error) {
 	var c Config
 	dec := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		mapstructure.StringToTimeDurationHookFunc(),
-		mapstructure.StringToSliceHookFunc(","),
+		splitLists,
 	))
 	if err := v.Unmarshal(&c, dec, func(dc *mapstructure.DecoderConfig) { dc.ErrorUnused = true }); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -177,6 +178,23 @@ func Load(o Options) (*Config, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// splitLists lets environment variables and flags give lists and arrays
+// as "a,b,c" (brackets optional), for any element type.
+func splitLists(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || (to.Kind() != reflect.Slice && to.Kind() != reflect.Array) {
+		return data, nil
+	}
+	s := strings.Trim(strings.TrimSpace(data.(string)), "[]")
+	if s == "" {
+		return []string{}, nil
+	}
+	parts := strings.Split(s, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts, nil
 }
 
 // Environ is os.Environ, named for callers' clarity.

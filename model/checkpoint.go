@@ -142,7 +142,7 @@ func LoadCheckpoint(dir string, t *Trainer) (CheckpointMeta, error) {
 	if t.Queue != nil {
 		t.Queue.Pos, t.Queue.Filled = meta.QueuePos, meta.QueueFilled
 	}
-	t.snapshot()
+	t.take(&t.good)
 	return meta, nil
 }
 

@@ -12,9 +12,9 @@ import (
 // resolution group channel-major [C, crops*B, H, W], crop-major inside
 // (image crop*B+b is crop `crop` of sample b).
 type Batch struct {
-	B                    int
-	Global, Local        []float32
-	NGlobal, NLocal      int
+	B                     int
+	Global, Local         []float32
+	NGlobal, NLocal       int
 	GlobalSize, LocalSize int
 }
 
@@ -41,9 +41,11 @@ type Trainer struct {
 	Optim Optim
 	Step  int
 	Queue *Queue
-	// snapshot holds the state that last gave a finite loss.
-	snap []compute.Tensor
-	live []compute.Tensor // the tensors snap mirrors, in the same order
+	// good holds the state at the start of the last step whose loss was
+	// finite, and pending the state at the start of the current step:
+	// weights are only known good once they have given a finite loss.
+	good, pending snapshot
+	live          []compute.Tensor // the tensors snapshots mirror, in order
 }
 
 // NewTrainer prepares training of m with batch size b and nCrops crops per sample.
@@ -61,8 +63,10 @@ func NewTrainer(m *Model, s SwAV, o Optim, b, nCrops int) (*Trainer, error) {
 	}
 	for _, st := range t.State() {
 		t.live = append(t.live, st.T)
-		t.snap = append(t.snap, be.New(st.T.Shape()...))
+		t.good.ts = append(t.good.ts, be.New(st.T.Shape()...))
+		t.pending.ts = append(t.pending.ts, be.New(st.T.Shape()...))
 	}
+	t.take(&t.good)
 	return t, nil
 }
 
@@ -97,40 +101,46 @@ func (t *Trainer) State() []Named {
 // Close releases the trainer's own tensors (not the model's).
 func (t *Trainer) Close() {
 	be := t.M.Backend()
-	be.Release(t.snap...)
+	be.Release(t.good.ts...)
+	be.Release(t.pending.ts...)
 	if t.Queue != nil {
 		be.Release(t.Queue.Emb...)
 	}
 }
 
-type queueState struct{ pos, filled int }
-
-func (t *Trainer) queueState() queueState {
-	if t.Queue == nil {
-		return queueState{}
-	}
-	return queueState{t.Queue.Pos, t.Queue.Filled}
+// snapshot is a copy of the trainer's whole state.
+type snapshot struct {
+	ts                  []compute.Tensor
+	step, qPos, qFilled int
 }
 
-func (t *Trainer) snapshot() {
+func (t *Trainer) take(s *snapshot) {
 	be := t.M.Backend()
 	for i, l := range t.live {
-		be.Copy(t.snap[i], l)
+		be.Copy(s.ts[i], l)
 	}
-}
-
-func (t *Trainer) restore(q queueState) {
-	be := t.M.Backend()
-	for i, l := range t.live {
-		be.Copy(l, t.snap[i])
-	}
+	s.step = t.Step
 	if t.Queue != nil {
-		t.Queue.Pos, t.Queue.Filled = q.pos, q.filled
+		s.qPos, s.qFilled = t.Queue.Pos, t.Queue.Filled
 	}
 }
 
-// TrainStep runs one SwAV step on b. On a non-finite loss it restores the
-// last good state, leaves the step count alone and returns ErrNonFinite.
+func (t *Trainer) restore(s *snapshot) {
+	be := t.M.Backend()
+	for i, l := range t.live {
+		be.Copy(l, s.ts[i])
+	}
+	t.Step = s.step
+	if t.Queue != nil {
+		t.Queue.Pos, t.Queue.Filled = s.qPos, s.qFilled
+	}
+}
+
+// TrainStep runs one SwAV step on b. On a non-finite loss it discards the
+// step and restores the state from before the last step whose loss was
+// finite (Step goes back with it), and returns ErrNonFinite: the update
+// that followed a finite loss may itself be what broke the weights, so
+// only weights that have produced a finite loss count as good.
 func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
 	m, be := t.M, t.M.Backend()
 	st := StepStats{Step: t.Step, LR: t.Optim.LearningRate(t.Step)}
@@ -142,6 +152,7 @@ func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
 		return st, fmt.Errorf("model: batch does not match its shape (%d+%d crops of %d samples)", b.NGlobal, b.NLocal, B)
 	}
 	t0 := time.Now()
+	t.take(&t.pending)
 	be.L2NormalizeRows(m.Prototypes.W)
 	for _, p := range m.Params() {
 		be.Fill(p.G, 0)
@@ -172,7 +183,6 @@ func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
 	be.MatMul(scores, z, m.Prototypes.W, true, true, 1, 0)
 	t1 := time.Now()
 
-	q0 := t.queueState()
 	var useQueue, fill bool
 	if t.Queue != nil {
 		fill = t.Step >= t.SwAV.QueueFromStep-t.Queue.Length/B
@@ -185,10 +195,10 @@ func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
 	t2 := time.Now()
 	st.Forward, st.Sinkhorn = t1.Sub(t0), t2.Sub(t1)
 	if !finite(lv[0]) {
-		t.restore(q0)
+		t.restore(&t.good)
 		return st, ErrNonFinite
 	}
-	t.snapshot()
+	t.good, t.pending = t.pending, t.good
 
 	dz := be.New(z.Shape()...)
 	be.MatMul(dz, m.Prototypes.W, dS, true, true, 1, 0)
