@@ -1,0 +1,51 @@
+# swavd: build, test and run. `make run` and `make test` are all a fresh
+# Debian 12 machine with Go 1.26 needs: both install the system packages
+# first (idempotently, with apt-get).
+
+GO      ?= go
+PREFIX  ?= /usr/local
+BIN     := bin
+STEPS   ?= 1500
+OUT     ?= runs/default
+
+# Debian packages: gcc and libc6-dev for cgo (the SGEMM kernel),
+# Fashion-MNIST for the default replay source and the tests.
+DEB_PACKAGES := gcc libc6-dev dataset-fashion-mnist
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build test run bench install clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
+	fi
+	$(GO) mod download
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test ./...
+
+# The built-in default: train edge-small on Fashion-MNIST, resuming from
+# $(OUT) if it holds a checkpoint. Ctrl-C saves a checkpoint and stops.
+run: deps build
+	$(BIN)/swavd train --steps $(STEPS) --out $(OUT)
+
+bench: deps build
+	$(BIN)/swavd bench --preset edge-small --steps 20 --json
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN)/swavd $(DESTDIR)$(PREFIX)/bin/swavd
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// swavd builds the real binary once per test run.
+func swavd(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "swavd")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func run(t *testing.T, bin string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "SWAVD_TRAIN_LOG_EVERY=2")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func TestCommandsEndToEnd(t *testing.T) {
+	bin := swavd(t)
+	dir := filepath.Join(t.TempDir(), "ckpt")
+	out, err := run(t, bin, "train", "--preset", "tiny", "--steps", "4", "--limit", "300", "--out", dir)
+	if err != nil {
+		t.Fatalf("train: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "step 4 loss") {
+		t.Errorf("train logged no loss:\n%s", out)
+	}
+	// Resume: the preset comes from the checkpoint.
+	out, err = run(t, bin, "train", "--steps", "6", "--limit", "300", "--out", dir)
+	if err != nil || !strings.Contains(out, "resumed from") || !strings.Contains(out, "preset tiny") {
+		t.Fatalf("resume: %v\n%s", err, out)
+	}
+	var meta struct{ Step int }
+	b, err := os.ReadFile(filepath.Join(dir, "meta.json"))
+	if err != nil || json.Unmarshal(b, &meta) != nil || meta.Step != 6 {
+		t.Fatalf("meta.json: %s (%v)", b, err)
+	}
+	out, err = run(t, bin, "eval", "--checkpoint", dir, "--test-limit", "200", "--bank-limit", "300", "--json")
+	if err != nil {
+		t.Fatalf("eval: %v\n%s", err, out)
+	}
+	var rep map[string]float64
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("eval output is not JSON: %v\n%s", err, out)
+	}
+	for _, k := range []string{"knn_top1", "nmi", "ari", "nonempty_clusters"} {
+		if _, ok := rep[k]; !ok {
+			t.Errorf("eval JSON lacks %s", k)
+		}
+	}
+	if rep["knn_top1"] <= 0.1 || rep["nonempty_clusters"] < 1 {
+		t.Errorf("eval: %v", rep)
+	}
+	out, err = run(t, bin, "bench", "--preset", "tiny", "--steps", "2", "--json")
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	var bench map[string]any
+	if err := json.Unmarshal([]byte(out), &bench); err != nil {
+		t.Fatalf("bench output is not JSON: %v\n%s", err, out)
+	}
+	for _, k := range []string{"samples_per_s", "ms_per_step_split", "inference_frames_per_s", "achieved_gflop_per_s", "peak_rss_mib"} {
+		if _, ok := bench[k]; !ok {
+			t.Errorf("bench JSON lacks %s", k)
+		}
+	}
+}
+
+func TestBadInputGivesClearErrors(t *testing.T) {
+	bin := swavd(t)
+	tmp := t.TempDir()
+	bad := filepath.Join(tmp, "bad-images-idx3-ubyte")
+	os.WriteFile(bad, []byte{0, 0, 8, 3, 0, 0, 0, 9, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2, 3}, 0o644)
+	cfg := filepath.Join(tmp, "swavd.yaml")
+	os.WriteFile(cfg, []byte("swav:\n  temperature: -1\n"), 0o644)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"train", "--out", tmp + "/o", "--source", "idx:" + filepath.Join(tmp, "bad")}, bad},
+		{[]string{"train", "--out", tmp + "/o", "--config", cfg}, "swav.temperature"},
+		{[]string{"train", "--out", tmp + "/o", "--batch", "1"}, "train.batch"},
+		{[]string{"train", "--out", tmp + "/o", "--preset", "nope"}, "nope"},
+		{[]string{"eval", "--checkpoint", tmp + "/none"}, "none"},
+		{[]string{"frobnicate"}, "unknown command"},
+	}
+	for _, c := range cases {
+		out, err := run(t, bin, c.args...)
+		if err == nil {
+			t.Errorf("%v: succeeded", c.args)
+		}
+		if !strings.Contains(out, c.want) || strings.Contains(out, "panic") {
+			t.Errorf("%v: output does not name %q:\n%s", c.args, c.want, out)
+		}
+	}
+}
