@@ -46,6 +46,9 @@ type Backend interface {
 
 	// New returns a zero-filled tensor. Release gives it back for reuse.
 	New(shape ...int) Tensor
+	// Empty returns a tensor whose contents are undefined, for outputs that
+	// an operation overwrites whole: it skips the clearing New does.
+	Empty(shape ...int) Tensor
 	Release(ts ...Tensor)
 	// View is a tensor sharing t's storage, starting offset elements in.
 	View(t Tensor, offset int, shape ...int) Tensor

@@ -34,7 +34,15 @@ func (c *Ctx) New(shape ...int) compute.Tensor {
 	return t
 }
 
-// Free releases every tensor allocated through New.
+// Empty allocates a tensor with undefined contents that lives until Free,
+// for outputs an operation overwrites whole.
+func (c *Ctx) Empty(shape ...int) compute.Tensor {
+	t := c.Be.Empty(shape...)
+	c.live = append(c.live, t)
+	return t
+}
+
+// Free releases every tensor allocated through New or Empty.
 func (c *Ctx) Free() {
 	c.Be.Release(c.live...)
 	c.live = c.live[:0]
@@ -89,7 +97,7 @@ func newConv(s *paramSet, rng *rand.Rand, name string, cin, cout, k, stride int)
 
 func (c *Conv) forward(ctx *Ctx, x compute.Tensor) compute.Tensor {
 	xs, ws := x.Shape(), c.W.Shape
-	y := ctx.New(ws[0], xs[1], c.P.OutSize(xs[2]), c.P.OutSize(xs[3]))
+	y := ctx.Empty(ws[0], xs[1], c.P.OutSize(xs[2]), c.P.OutSize(xs[3]))
 	ctx.Be.Conv2D(y, x, c.W.W, c.P)
 	return y
 }
@@ -101,7 +109,7 @@ func (c *Conv) backward(ctx *Ctx, dy, x compute.Tensor, wantDX bool) compute.Ten
 	if !wantDX {
 		return nil
 	}
-	dx := ctx.Be.New(x.Shape()...)
+	dx := ctx.Be.Empty(x.Shape()...)
 	ctx.Be.Conv2DGradInput(dx, dy, c.W.W, c.P)
 	return dx
 }
@@ -127,20 +135,20 @@ func newBatchNorm(s *paramSet, name string, c int) BatchNorm {
 type bnCache struct{ x, y, mean, invStd compute.Tensor }
 
 func (n *BatchNorm) forward(ctx *Ctx, x compute.Tensor, relu bool) (compute.Tensor, bnCache) {
-	y := ctx.New(x.Shape()...)
+	y := ctx.Empty(x.Shape()...)
 	if !ctx.Train {
 		ctx.Be.BatchNormInfer(y, x, n.Gamma.W, n.Beta.W, n.RunMean, n.RunVar, n.Eps, relu)
 		return y, bnCache{}
 	}
 	c := x.Shape()[0]
-	cache := bnCache{x: x, y: y, mean: ctx.New(c), invStd: ctx.New(c)}
+	cache := bnCache{x: x, y: y, mean: ctx.Empty(c), invStd: ctx.Empty(c)}
 	ctx.Be.BatchNormTrain(y, x, n.Gamma.W, n.Beta.W, cache.mean, cache.invStd, n.RunMean, n.RunVar, n.Momentum, n.Eps, relu)
 	return y, cache
 }
 
 // backward returns dx, which the caller releases.
 func (n *BatchNorm) backward(ctx *Ctx, c bnCache, dy compute.Tensor, relu bool) compute.Tensor {
-	dx := ctx.Be.New(c.x.Shape()...)
+	dx := ctx.Be.Empty(c.x.Shape()...)
 	ctx.Be.BatchNormBackward(dx, n.Gamma.G, n.Beta.G, dy, c.x, c.y, n.Gamma.W, c.mean, c.invStd, relu)
 	return dx
 }
@@ -166,7 +174,7 @@ func newLinear(s *paramSet, rng *rand.Rand, name string, in, out int) Linear {
 }
 
 func (l *Linear) forward(ctx *Ctx, x compute.Tensor) compute.Tensor {
-	y := ctx.New(l.W.Shape[0], x.Shape()[1])
+	y := ctx.Empty(l.W.Shape[0], x.Shape()[1])
 	ctx.Be.MatMul(y, l.W.W, x, false, false, 1, 0)
 	ctx.Be.AddBias(y, l.B.W)
 	return y
@@ -175,7 +183,7 @@ func (l *Linear) forward(ctx *Ctx, x compute.Tensor) compute.Tensor {
 func (l *Linear) backward(ctx *Ctx, dy, x compute.Tensor) compute.Tensor {
 	ctx.Be.MatMul(l.W.G, dy, x, false, true, 1, 1)
 	ctx.Be.SumRows(l.B.G, dy, 1)
-	dx := ctx.Be.New(x.Shape()...)
+	dx := ctx.Be.Empty(x.Shape()...)
 	ctx.Be.MatMul(dx, l.W.W, dy, true, false, 1, 0)
 	return dx
 }

@@ -84,7 +84,7 @@ func (m *Model) Features(ctx *Ctx, x compute.Tensor) compute.Tensor {
 // inference mode.
 func (m *Model) Scores(ctx *Ctx, f compute.Tensor) compute.Tensor {
 	z, _ := m.Head.forward(ctx, f)
-	s := ctx.New(f.Shape()[1], m.Arch.Prototypes)
+	s := ctx.Empty(f.Shape()[1], m.Arch.Prototypes)
 	ctx.Be.MatMul(s, z, m.Prototypes.W, true, true, 1, 0)
 	return s
 }

@@ -69,14 +69,14 @@ func (b *BasicBlock) forward(ctx *Ctx, x compute.Tensor) (compute.Tensor, blockC
 	if b.Down != nil {
 		short, c.down = b.Down.forward(ctx, x, false)
 	}
-	c.out = ctx.New(y2.Shape()...)
+	c.out = ctx.Empty(y2.Shape()...)
 	ctx.Be.AddReLU(c.out, y2, short)
 	return c.out, c
 }
 
 func (b *BasicBlock) backward(ctx *Ctx, c blockCache, dout compute.Tensor) compute.Tensor {
 	be := ctx.Be
-	d := be.New(dout.Shape()...)
+	d := be.Empty(dout.Shape()...)
 	be.ReLUBackward(d, dout, c.out)
 	dy1 := b.C2.backward(ctx, c.c2, d, false, true)
 	dx := b.C1.backward(ctx, c.c1, dy1, true, true)
@@ -137,14 +137,14 @@ func (e *Encoder) forward(ctx *Ctx, x compute.Tensor) (compute.Tensor, encoderCa
 		c.blocks = append(c.blocks, bc)
 	}
 	c.last = h
-	f := ctx.New(e.OutDim, x.Shape()[1])
+	f := ctx.Empty(e.OutDim, x.Shape()[1])
 	ctx.Be.GlobalAvgPool(f, h)
 	return f, c
 }
 
 // backward accumulates parameter gradients from df [OutDim, N].
 func (e *Encoder) backward(ctx *Ctx, c encoderCache, df compute.Tensor) {
-	d := ctx.Be.New(c.last.Shape()...)
+	d := ctx.Be.Empty(c.last.Shape()...)
 	ctx.Be.GlobalAvgPoolBackward(d, df)
 	for i := len(e.Blocks) - 1; i >= 0; i-- {
 		dx := e.Blocks[i].backward(ctx, c.blocks[i], d)
@@ -180,8 +180,8 @@ func (h *Head) forward(ctx *Ctx, x compute.Tensor) (compute.Tensor, headCache) {
 	h1 := h.L1.forward(ctx, x)
 	c.a1, c.bn = h.BN.forward(ctx, h1, true)
 	h2 := h.L2.forward(ctx, c.a1)
-	c.z = ctx.New(h2.Shape()...)
-	c.norms = ctx.New(h2.Shape()[1])
+	c.z = ctx.Empty(h2.Shape()...)
+	c.norms = ctx.Empty(h2.Shape()[1])
 	ctx.Be.L2NormalizeCols(c.z, c.norms, h2)
 	return c.z, c
 }
@@ -189,7 +189,7 @@ func (h *Head) forward(ctx *Ctx, x compute.Tensor) (compute.Tensor, headCache) {
 // backward returns the gradient for the input features; caller releases.
 func (h *Head) backward(ctx *Ctx, c headCache, dz compute.Tensor) compute.Tensor {
 	be := ctx.Be
-	dh2 := be.New(dz.Shape()...)
+	dh2 := be.Empty(dz.Shape()...)
 	be.L2NormalizeColsBackward(dh2, dz, c.z, c.norms)
 	da1 := h.L2.backward(ctx, dh2, c.a1)
 	dh1 := h.BN.backward(ctx, c.bn, da1, true)

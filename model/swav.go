@@ -48,14 +48,14 @@ func swavLoss(ctx *Ctx, cfg SwAV, scores, z, protos compute.Tensor, nCrops, B in
 		var codes compute.Tensor
 		if useQueue {
 			n := B + q.Length
-			all := ctx.New(n, K)
+			all := ctx.Empty(n, K)
 			be.Copy(be.View(all, 0, B, K), crop(scores, a))
 			be.MatMul(be.View(all, B*K, q.Length, K), q.Emb[i], protos, true, true, 1, 0)
-			qAll := ctx.New(n, K)
+			qAll := ctx.Empty(n, K)
 			be.Sinkhorn(qAll, all, float32(cfg.Epsilon), cfg.SinkhornIters)
 			codes = be.View(qAll, 0, B, K)
 		} else {
-			codes = ctx.New(B, K)
+			codes = ctx.Empty(B, K)
 			be.Sinkhorn(codes, crop(scores, a), float32(cfg.Epsilon), cfg.SinkhornIters)
 		}
 		if fill {

@@ -162,7 +162,7 @@ func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
 		n     int
 	}
 	var groups []group
-	feat := ctx.New(D, nCrops*B)
+	feat := ctx.Empty(D, nCrops*B)
 	col := 0
 	for _, g := range []struct {
 		data []float32
@@ -171,7 +171,7 @@ func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
 		if g.n == 0 {
 			continue
 		}
-		x := ctx.New(m.Arch.InputChannels, g.n*B, g.s, g.s)
+		x := ctx.Empty(m.Arch.InputChannels, g.n*B, g.s, g.s)
 		be.Upload(x, g.data)
 		f, c := m.Encoder.forward(ctx, x)
 		be.CopyColumns(feat, col, f, 0, g.n*B)
@@ -179,7 +179,7 @@ func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
 		col += g.n * B
 	}
 	z, hc := m.Head.forward(ctx, feat)
-	scores := ctx.New(nCrops*B, m.Arch.Prototypes)
+	scores := ctx.Empty(nCrops*B, m.Arch.Prototypes)
 	be.MatMul(scores, z, m.Prototypes.W, true, true, 1, 0)
 	t1 := time.Now()
 
@@ -200,7 +200,7 @@ func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
 	}
 	t.good, t.pending = t.pending, t.good
 
-	dz := be.New(z.Shape()...)
+	dz := be.Empty(z.Shape()...)
 	be.MatMul(dz, m.Prototypes.W, dS, true, true, 1, 0)
 	frozen := t.Step < t.SwAV.FreezePrototype
 	if !frozen {
@@ -210,7 +210,7 @@ func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
 	be.Release(dz)
 	col = 0
 	for _, g := range groups {
-		df := be.New(D, g.n)
+		df := be.Empty(D, g.n)
 		be.CopyColumns(df, 0, dfeat, col, g.n)
 		m.Encoder.backward(ctx, g.cache, df)
 		be.Release(df)

@@ -69,6 +69,13 @@ func (b *Backend) New(shape ...int) compute.Tensor {
 	return t
 }
 
+func (b *Backend) Empty(shape ...int) compute.Tensor {
+	if len(shape) == 0 {
+		panic("cpu: Empty with no dimensions")
+	}
+	return b.get(shape)
+}
+
 func (b *Backend) Release(ts ...compute.Tensor) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -22,4 +22,5 @@ func cbool(b bool) C.int {
 	return 0
 }
 
-const gemmName = "packed C kernel (cgo)"
+// GemmKernel names the matrix-product kernel this processor runs.
+func GemmKernel() string { return "packed C SGEMM, " + C.GoString(C.swav_sgemm_variant()) }

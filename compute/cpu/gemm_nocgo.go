@@ -7,4 +7,5 @@ func gemmSerial(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b
 	sgemm.Sgemm(trans(tA), trans(tB), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
-const gemmName = "gonum"
+// GemmKernel names the matrix-product kernel.
+func GemmKernel() string { return "gonum SGEMM (built without cgo)" }

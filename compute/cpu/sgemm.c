@@ -1,76 +1,71 @@
 // A packed, cache-blocked SGEMM (the BLIS scheme): C = alpha*op(A)*op(B) +
-// beta*C, row-major. Written with GCC vector extensions so one source is
-// SIMD on any target; on x86-64 it is also cloned for AVX2+FMA and the
-// loader picks the clone the processor runs. Threads come from Go.
+// beta*C, row-major. The micro-kernel is written with GCC vector
+// extensions, so one source gives SIMD code on any target; on x86-64 it is
+// built three times (AVX-512, AVX2+FMA, baseline SSE2) and the processor
+// picks at run time. Threads come from Go.
 #include <stdlib.h>
 #include <string.h>
 #include "sgemm.h"
 
 #define MR 6
-#define NR 16
 #define KC 256
 #define MC 96
 #define NC 2048
+#define AT(m, ld, trans, r, c) ((trans) ? (m)[(size_t)(c) * (ld) + (r)] : (m)[(size_t)(r) * (ld) + (c)])
 
 typedef float v8 __attribute__((vector_size(32)));
+typedef float v16 __attribute__((vector_size(64)));
+
+#define V v8
+#define NR 16
+#define FN sgemm_generic
+#define ATTR
+#include "sgemm_impl.h"
+#undef V
+#undef NR
+#undef FN
+#undef ATTR
 
 #if defined(__x86_64__)
-#define CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define CLONES
+#define V v8
+#define NR 16
+#define FN sgemm_avx2
+#define ATTR __attribute__((target("avx2,fma")))
+#include "sgemm_impl.h"
+#undef V
+#undef NR
+#undef FN
+#undef ATTR
+
+#define V v16
+#define NR 32
+#define FN sgemm_avx512
+#define ATTR __attribute__((target("avx512f,fma")))
+#include "sgemm_impl.h"
+#undef V
+#undef NR
+#undef FN
+#undef ATTR
 #endif
 
-static inline __attribute__((always_inline)) float at(const float *m, int ld, int trans, int r, int c) {
-	return trans ? m[(size_t)c * ld + r] : m[(size_t)r * ld + c];
+const char *swav_sgemm_variant(void) {
+#if defined(__x86_64__)
+	if (__builtin_cpu_supports("avx512f")) return "avx512";
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2";
+#endif
+	return "generic";
 }
 
-// packA stores rows [i0,i0+mc) x cols [k0,k0+kc) of op(A) as MR-row panels, k-major.
-static inline __attribute__((always_inline)) void packA(float *dst, const float *A, int lda, int ta, int i0, int mc, int k0, int kc) {
-	for (int p = 0; p < mc; p += MR) {
-		int rows = mc - p < MR ? mc - p : MR;
-		for (int k = 0; k < kc; k++) {
-			for (int r = 0; r < rows; r++) dst[r] = at(A, lda, ta, i0 + p + r, k0 + k);
-			for (int r = rows; r < MR; r++) dst[r] = 0;
-			dst += MR;
-		}
-	}
-}
+#if defined(__x86_64__)
+static int variant; // 2: AVX-512, 1: AVX2, 0: generic
 
-// packB stores rows [k0,k0+kc) x cols [j0,j0+nc) of op(B) as NR-column panels, k-major.
-static inline __attribute__((always_inline)) void packB(float *dst, const float *B, int ldb, int tb, int k0, int kc, int j0, int nc) {
-	for (int q = 0; q < nc; q += NR) {
-		int cols = nc - q < NR ? nc - q : NR;
-		for (int k = 0; k < kc; k++) {
-			if (!tb && cols == NR) {
-				memcpy(dst, B + (size_t)(k0 + k) * ldb + j0 + q, NR * sizeof(float));
-			} else {
-				for (int c = 0; c < cols; c++) dst[c] = at(B, ldb, tb, k0 + k, j0 + q + c);
-				for (int c = cols; c < NR; c++) dst[c] = 0;
-			}
-			dst += NR;
-		}
-	}
+__attribute__((constructor)) static void pick_variant(void) {
+	__builtin_cpu_init();
+	const char *v = swav_sgemm_variant();
+	variant = v[0] == 'a' ? (v[3] == '5' ? 2 : 1) : 0;
 }
+#endif
 
-// kernel multiplies an MR x kc panel by a kc x NR panel into the MR x NR tile t.
-static inline __attribute__((always_inline)) void kernel(int kc, const float *restrict a, const float *restrict b, float *restrict t) {
-	v8 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
-	v8 c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
-	for (int k = 0; k < kc; k++) {
-		v8 b0 = *(const v8 *)b, b1 = *(const v8 *)(b + 8);
-#define ROW(i, x0, x1) { v8 av = {a[i], a[i], a[i], a[i], a[i], a[i], a[i], a[i]}; x0 += av * b0; x1 += av * b1; }
-		ROW(0, c00, c01) ROW(1, c10, c11) ROW(2, c20, c21)
-		ROW(3, c30, c31) ROW(4, c40, c41) ROW(5, c50, c51)
-#undef ROW
-		a += MR;
-		b += NR;
-	}
-	v8 *o = (v8 *)t;
-	o[0] = c00; o[1] = c01; o[2] = c10; o[3] = c11; o[4] = c20; o[5] = c21;
-	o[6] = c30; o[7] = c31; o[8] = c40; o[9] = c41; o[10] = c50; o[11] = c51;
-}
-
-CLONES
 void swav_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc) {
 	if (M <= 0 || N <= 0) return;
@@ -79,36 +74,9 @@ void swav_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A
 			for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
 		return;
 	}
-	float *pa = aligned_alloc(64, sizeof(float) * MC * KC);
-	float *pb = aligned_alloc(64, sizeof(float) * KC * (NC + NR));
-	float t[MR * NR] __attribute__((aligned(64)));
-	for (int j0 = 0; j0 < N; j0 += NC) {
-		int nc = N - j0 < NC ? N - j0 : NC;
-		for (int k0 = 0; k0 < K; k0 += KC) {
-			int kc = K - k0 < KC ? K - k0 : KC;
-			float b0 = k0 == 0 ? beta : 1;
-			packB(pb, B, ldb, tb, k0, kc, j0, nc);
-			for (int i0 = 0; i0 < M; i0 += MC) {
-				int mc = M - i0 < MC ? M - i0 : MC;
-				packA(pa, A, lda, ta, i0, mc, k0, kc);
-				for (int q = 0; q < nc; q += NR) {
-					int cols = nc - q < NR ? nc - q : NR;
-					for (int p = 0; p < mc; p += MR) {
-						int rows = mc - p < MR ? mc - p : MR;
-						kernel(kc, pa + (size_t)p * kc, pb + (size_t)q * kc, t);
-						for (int r = 0; r < rows; r++) {
-							float *c = C + (size_t)(i0 + p + r) * ldc + j0 + q;
-							const float *s = t + r * NR;
-							if (b0 == 0)
-								for (int x = 0; x < cols; x++) c[x] = alpha * s[x];
-							else
-								for (int x = 0; x < cols; x++) c[x] = alpha * s[x] + b0 * c[x];
-						}
-					}
-				}
-			}
-		}
-	}
-	free(pa);
-	free(pb);
+#if defined(__x86_64__)
+	if (variant == 2) { sgemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
+	if (variant == 1) { sgemm_avx2(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
+#endif
+	sgemm_generic(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -1,0 +1,96 @@
+// The body of one SGEMM variant, included by sgemm.c once per vector
+// width. The includer defines V (the vector type, NR/2 floats), NR, FN (the
+// function name) and ATTR (target attributes).
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define PACKA CAT(FN, _packA)
+#define PACKB CAT(FN, _packB)
+#define KERNEL CAT(FN, _kernel)
+#define INLINE static inline __attribute__((always_inline)) ATTR
+
+// PACKA stores rows [i0,i0+mc) x cols [k0,k0+kc) of op(A) as MR-row panels, k-major.
+INLINE void PACKA(float *dst, const float *A, int lda, int ta, int i0, int mc, int k0, int kc) {
+	for (int p = 0; p < mc; p += MR) {
+		int rows = mc - p < MR ? mc - p : MR;
+		for (int k = 0; k < kc; k++) {
+			for (int r = 0; r < rows; r++) dst[r] = AT(A, lda, ta, i0 + p + r, k0 + k);
+			for (int r = rows; r < MR; r++) dst[r] = 0;
+			dst += MR;
+		}
+	}
+}
+
+// PACKB stores rows [k0,k0+kc) x cols [j0,j0+nc) of op(B) as NR-column panels, k-major.
+INLINE void PACKB(float *dst, const float *B, int ldb, int tb, int k0, int kc, int j0, int nc) {
+	for (int q = 0; q < nc; q += NR) {
+		int cols = nc - q < NR ? nc - q : NR;
+		for (int k = 0; k < kc; k++) {
+			if (!tb && cols == NR) {
+				memcpy(dst, B + (size_t)(k0 + k) * ldb + j0 + q, NR * sizeof(float));
+			} else {
+				for (int c = 0; c < cols; c++) dst[c] = AT(B, ldb, tb, k0 + k, j0 + q + c);
+				for (int c = cols; c < NR; c++) dst[c] = 0;
+			}
+			dst += NR;
+		}
+	}
+}
+
+// KERNEL multiplies an MR x kc panel by a kc x NR panel into the MR x NR tile t.
+INLINE void KERNEL(int kc, const float *restrict a, const float *restrict b, float *restrict t) {
+	V c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
+	V c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
+	for (int k = 0; k < kc; k++) {
+		V b0 = *(const V *)b, b1 = *(const V *)(b + NR / 2);
+#define ROW(i, x0, x1) { V av = a[i] - (V){0}; x0 += av * b0; x1 += av * b1; }
+		ROW(0, c00, c01) ROW(1, c10, c11) ROW(2, c20, c21)
+		ROW(3, c30, c31) ROW(4, c40, c41) ROW(5, c50, c51)
+#undef ROW
+		a += MR;
+		b += NR;
+	}
+	V *o = (V *)t;
+	o[0] = c00; o[1] = c01; o[2] = c10; o[3] = c11; o[4] = c20; o[5] = c21;
+	o[6] = c30; o[7] = c31; o[8] = c40; o[9] = c41; o[10] = c50; o[11] = c51;
+}
+
+ATTR static void FN(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc) {
+	float *pa = aligned_alloc(64, sizeof(float) * MC * KC);
+	float *pb = aligned_alloc(64, sizeof(float) * KC * (NC + NR));
+	float t[MR * NR] __attribute__((aligned(64)));
+	for (int j0 = 0; j0 < N; j0 += NC) {
+		int nc = N - j0 < NC ? N - j0 : NC;
+		for (int k0 = 0; k0 < K; k0 += KC) {
+			int kc = K - k0 < KC ? K - k0 : KC;
+			float b0 = k0 == 0 ? beta : 1;
+			PACKB(pb, B, ldb, tb, k0, kc, j0, nc);
+			for (int i0 = 0; i0 < M; i0 += MC) {
+				int mc = M - i0 < MC ? M - i0 : MC;
+				PACKA(pa, A, lda, ta, i0, mc, k0, kc);
+				for (int q = 0; q < nc; q += NR) {
+					int cols = nc - q < NR ? nc - q : NR;
+					for (int p = 0; p < mc; p += MR) {
+						int rows = mc - p < MR ? mc - p : MR;
+						KERNEL(kc, pa + (size_t)p * kc, pb + (size_t)q * kc, t);
+						for (int r = 0; r < rows; r++) {
+							float *c = C + (size_t)(i0 + p + r) * ldc + j0 + q;
+							const float *s = t + r * NR;
+							if (b0 == 0)
+								for (int x = 0; x < cols; x++) c[x] = alpha * s[x];
+							else
+								for (int x = 0; x < cols; x++) c[x] = alpha * s[x] + b0 * c[x];
+						}
+					}
+				}
+			}
+		}
+	}
+	free(pa);
+	free(pb);
+}
+
+#undef PACKA
+#undef PACKB
+#undef KERNEL
+#undef INLINE
