@@ -1,0 +1,17 @@
+#include <EGL/egl.h>
+
+// swav_egl is a headless EGL context and how it was made.
+typedef struct {
+	EGLDisplay dpy;
+	EGLContext ctx;
+	const char *platform; // "device", "surfaceless" or "default"
+	char err[512];
+} swav_egl;
+
+// swav_egl_open makes a context with no window system: OpenGL major.minor
+// core (gles == 0) or OpenGL ES major.minor (gles != 0). It tries EGL's
+// device platform, then Mesa's surfaceless platform, then the default
+// display. It returns 0 on success; on failure e->err says why.
+int swav_egl_open(swav_egl *e, int gles, int major, int minor);
+int swav_egl_make_current(swav_egl *e);
+void swav_egl_close(swav_egl *e);
