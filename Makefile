@@ -8,9 +8,12 @@ BIN     := bin
 STEPS   ?= 1500
 OUT     ?= runs/default
 
-# Debian packages: gcc and libc6-dev for cgo (the SGEMM kernel),
-# Fashion-MNIST for the default replay source and the tests.
-DEB_PACKAGES := gcc libc6-dev dataset-fashion-mnist
+# Debian packages: gcc, libc6-dev and pkg-config for cgo (the SGEMM kernel,
+# the EGL context); EGL/GL/GLES headers and Mesa (llvmpipe) so the GL
+# backend builds everywhere and its tests run without a GPU; Fashion-MNIST
+# for the default replay source and the tests.
+DEB_PACKAGES := gcc libc6-dev pkg-config libegl-dev libgl-dev libgles-dev libegl-mesa0 libgl1-mesa-dri \
+	dataset-fashion-mnist
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -42,29 +42,29 @@ type funcs struct {
 
 // GL enums (identical in GL 4.3 and GL ES 3.1).
 const (
-	glVendor                    = 0x1F00
-	glRenderer                  = 0x1F01
-	glVersion                   = 0x1F02
-	glShadingLanguageVersion    = 0x8B8C
-	glComputeShader             = 0x91B9
-	glCompileStatus             = 0x8B81
-	glLinkStatus                = 0x8B82
-	glInfoLogLength             = 0x8B84
-	glShaderStorageBuffer       = 0x90D2
-	glCopyReadBuffer            = 0x8F36
-	glCopyWriteBuffer           = 0x8F37
-	glDynamicCopy               = 0x88EA
-	glMapReadBit                = 0x0001
-	glShaderStorageBarrierBit   = 0x00002000
-	glBufferUpdateBarrierBit    = 0x00000200
-	glAllBarrierBits            = 0xFFFFFFFF
-	glMaxComputeWorkGroupInv    = 0x90EB
-	glMaxComputeWorkGroupSize   = 0x91BF
-	glMaxComputeWorkGroupCount  = 0x91BE
-	glMaxComputeSharedMemory    = 0x8262
-	glMaxComputeSSBOBlocks      = 0x90DB
-	glMaxSSBOBindings           = 0x90DD
-	glSSBOOffsetAlignment       = 0x90DF
-	glOutOfMemory               = 0x0505
-	glNoError                   = 0
+	glVendor                   = 0x1F00
+	glRenderer                 = 0x1F01
+	glVersion                  = 0x1F02
+	glShadingLanguageVersion   = 0x8B8C
+	glComputeShader            = 0x91B9
+	glCompileStatus            = 0x8B81
+	glLinkStatus               = 0x8B82
+	glInfoLogLength            = 0x8B84
+	glShaderStorageBuffer      = 0x90D2
+	glCopyReadBuffer           = 0x8F36
+	glCopyWriteBuffer          = 0x8F37
+	glDynamicCopy              = 0x88EA
+	glMapReadBit               = 0x0001
+	glShaderStorageBarrierBit  = 0x00002000
+	glBufferUpdateBarrierBit   = 0x00000200
+	glAllBarrierBits           = 0xFFFFFFFF
+	glMaxComputeWorkGroupInv   = 0x90EB
+	glMaxComputeWorkGroupSize  = 0x91BF
+	glMaxComputeWorkGroupCount = 0x91BE
+	glMaxComputeSharedMemory   = 0x8262
+	glMaxComputeSSBOBlocks     = 0x90DB
+	glMaxSSBOBindings          = 0x90DD
+	glSSBOOffsetAlignment      = 0x90DF
+	glOutOfMemory              = 0x0505
+	glNoError                  = 0
 )
