@@ -156,10 +156,9 @@ func batchNormOp(relu bool, shape ...int) op {
 	}
 }
 
-// TestGradients runs the finite-difference check of every backward
-// operation of the interface.
-func TestGradients(t *testing.T, be compute.Backend) {
-	ops := []op{
+// differentiable lists every backward operation of the interface with its forward.
+func differentiable() []op {
+	return []op{
 		convOp("conv3x3 stride1", 3, 2, 7, 5, 3, 1),
 		convOp("conv3x3 stride2", 4, 3, 9, 6, 3, 2),
 		convOp("conv1x1 stride1", 5, 2, 6, 3, 1, 1),
@@ -263,7 +262,12 @@ func TestGradients(t *testing.T, be compute.Backend) {
 			},
 		},
 	}
-	for i, o := range ops {
+}
+
+// TestGradients runs the finite-difference check of every backward
+// operation of the interface.
+func TestGradients(t *testing.T, be compute.Backend) {
+	for i, o := range differentiable() {
 		o.check(t, be, uint64(i+1))
 	}
 }

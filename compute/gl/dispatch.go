@@ -1,0 +1,138 @@
+package gl
+
+import "github.com/swavd/swavd/compute"
+
+// progSpec names one program: a shader family, the operation selected in
+// it, and any further defines.
+type progSpec struct {
+	family, op string
+	extra      map[string]string
+}
+
+var tile = map[string]string{"WG_Y": "8"}
+
+// allPrograms lists every program the backend runs; New compiles them all
+// up front, so a driver that cannot build one fails at start, not mid-step.
+func allPrograms() []progSpec {
+	var ps []progSpec
+	add := func(family string, extra map[string]string, ops ...string) {
+		for _, op := range ops {
+			ps = append(ps, progSpec{family, op, extra})
+		}
+	}
+	add("elementwise", nil, "FILL", "COPY", "AXPY", "ADD_RELU", "RELU_BACKWARD", "ADD_BIAS", "COPY_COLUMNS", "SGD")
+	add("reduce", nil, "SUM_ROWS", "SUM_SQUARES2")
+	add("matmul", tile, "MODE_GEMM", "MODE_CONV_FWD", "MODE_CONV_DW", "MODE_CONV_DX")
+	add("batchnorm", nil, "STATS", "RUNNING", "INFER_PREP", "NORMALIZE", "BACKWARD_SUMS", "BACKWARD_DX")
+	add("pool", nil, "GAP", "GAP_BACKWARD")
+	add("l2norm", nil, "COLS", "COLS_BACKWARD", "ROWS")
+	add("sinkhorn", nil, "MAX", "EXP", "COLS", "ROWS")
+	add("softmax", nil, "CE_ROWS", "CE_REDUCE", "SOFTMAX")
+	return ps
+}
+
+// program returns the compiled program; on the context thread.
+func (b *Backend) program(family, op string, extra map[string]string) (*program, error) {
+	defines := map[string]string{"WG": itoa(b.wg)}
+	if family == "matmul" {
+		defines["WG"] = "16"
+		defines[op] = "1"
+	} else {
+		defines["OP_"+op] = "1"
+	}
+	for k, v := range extra {
+		defines[k] = v
+	}
+	key := programKey(family, defines)
+	if p, ok := b.progs[key]; ok {
+		return p, nil
+	}
+	p, err := b.ctx.compile(family, defines)
+	if err != nil {
+		return nil, err
+	}
+	b.progs[key] = p
+	return p, nil
+}
+
+func itoa(v int) string {
+	if v == 0 {
+		return "0"
+	}
+	var d []byte
+	for ; v > 0; v /= 10 {
+		d = append([]byte{byte('0' + v%10)}, d...)
+	}
+	return string(d)
+}
+
+// uni is one uniform value.
+type uni struct {
+	name  string
+	i     int32
+	f     float32
+	float bool
+}
+
+func ui(name string, v int) uni     { return uni{name: name, i: int32(v)} }
+func uf(name string, v float32) uni { return uni{name: name, f: v, float: true} }
+func ub(name string, v bool) uni {
+	if v {
+		return ui(name, 1)
+	}
+	return ui(name, 0)
+}
+
+var offsetNames = [4]string{"o0", "o1", "o2", "o3"}
+
+// dispatch binds ts at 0.., sets their offsets and us, and runs gx x gy
+// workgroups, then orders the writes before any later read or copy.
+func (b *Backend) dispatch(family, op string, gx, gy int, ts []compute.Tensor, us []uni) {
+	p, err := b.program(family, op, nilIfNot(family))
+	if err != nil {
+		panic(err) // every program was compiled by New
+	}
+	f := b.ctx.fn
+	f.UseProgram(p.id)
+	for i, t := range ts {
+		gt := tensorOf(t)
+		if gt.buf == nil {
+			panic("gl: operation on a released tensor")
+		}
+		f.BindBufferRange(glShaderStorageBuffer, uint32(i), gt.buf.id, 0, gt.buf.bytes)
+		f.Uniform1i(b.ctx.location(p, offsetNames[i]), int32(gt.off))
+	}
+	for _, u := range us {
+		l := b.ctx.location(p, u.name)
+		if u.float {
+			f.Uniform1f(l, u.f)
+		} else {
+			f.Uniform1i(l, u.i)
+		}
+	}
+	maxX := b.ctx.info.Limits.MaxGroupCount[0]
+	gx = min(max(gx, 1), maxX)
+	f.DispatchCompute(uint32(gx), uint32(max(gy, 1)), 1)
+	f.MemoryBarrier(glShaderStorageBarrierBit | glBufferUpdateBarrierBit)
+	b.stats.Dispatches++
+}
+
+func nilIfNot(family string) map[string]string {
+	if family == "matmul" {
+		return tile
+	}
+	return nil
+}
+
+// run dispatches an element-wise program over n items (grid-stride loops
+// cover any n).
+func (b *Backend) run(family, op string, n int, ts []compute.Tensor, us ...uni) {
+	b.ctx.do(func() { b.dispatch(family, op, (n+b.wg-1)/b.wg, 1, ts, us) })
+}
+
+// runGroups dispatches one workgroup per item (reductions).
+func (b *Backend) runGroups(family, op string, n int, ts []compute.Tensor, us ...uni) {
+	b.ctx.do(func() { b.dispatch(family, op, n, 1, ts, us) })
+}
+
+func ts(t ...compute.Tensor) []compute.Tensor { return t }
