@@ -32,16 +32,20 @@ func fashion(t testing.TB, n int) []*capture.Image {
 // run in seconds.
 func quickConfig(t testing.TB, env ...string) *config.Config {
 	t.Helper()
-	env = append([]string{
+	cfg, err := configFor("edge-small", append([]string{
 		"SWAVD_MODEL_STEM_WIDTH=16", "SWAVD_MODEL_STAGES=16,32,64", "SWAVD_TRAIN_BATCH=32",
 		"SWAVD_OPTIM_WARMUP_STEPS=10", "SWAVD_SWAV_FREEZE_PROTOTYPES_STEPS=20",
 		"SWAVD_SWAV_QUEUE_LENGTH=128", "SWAVD_SWAV_QUEUE_FROM_STEP=30",
-	}, env...)
-	cfg, err := config.Load(config.Options{Preset: "edge-small", Environ: env})
+	}, env...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// configFor loads a preset with SWAVD_ overrides.
+func configFor(preset string, env ...string) (*config.Config, error) {
+	return config.Load(config.Options{Preset: preset, Environ: env})
 }
 
 func mean(v []float64) float64 {

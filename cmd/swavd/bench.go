@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/swavd/swavd/capture"
+	"github.com/swavd/swavd/compute/cpu"
+	"github.com/swavd/swavd/compute/gl"
 	"github.com/swavd/swavd/config"
 	"github.com/swavd/swavd/model"
 	"github.com/swavd/swavd/train"
@@ -28,6 +30,8 @@ type benchReport struct {
 	GFLOPPerStep float64            `json:"gflop_per_step"`
 	PeakRSSMiB   float64            `json:"peak_rss_mib"`
 	Data         string             `json:"data"`
+	GL           *gl.Info           `json:"gl,omitempty"`
+	GemmKernel   string             `json:"cpu_gemm_kernel,omitempty"`
 }
 
 func runBench(args []string) error {
@@ -92,6 +96,12 @@ func runBench(args []string) error {
 		GFLOPPerStep: flops / 1e9,
 		GFLOPPerS:    flops * n / el / 1e9,
 	}
+	if g, ok := be.(*gl.Backend); ok {
+		in := g.Info()
+		rep.GL = &in
+	} else {
+		rep.GemmKernel = cpu.GemmKernel()
+	}
 	for _, b := range []int{1, 64} {
 		rep.InferenceFPS[fmt.Sprintf("batch_%d", b)] = inferenceFPS(s.Model, &cfg.Views, v.Global.Size, imgs, b)
 	}
@@ -105,6 +115,11 @@ func runBench(args []string) error {
 		return enc.Encode(rep)
 	}
 	fmt.Printf("preset %s, backend %s, batch %d, %d steps (%s)\n", rep.Preset, rep.Backend, rep.Batch, rep.Steps, rep.Data)
+	if rep.GL != nil {
+		fmt.Printf("GL: %s, %s\n", rep.GL.Renderer, rep.GL.Version)
+	} else {
+		fmt.Printf("CPU matrix products: %s\n", rep.GemmKernel)
+	}
 	fmt.Printf("training: %.1f samples/s, %.0f ms/step (augment %.0f, forward %.0f, sinkhorn %.1f, backward %.0f, update %.1f), %.1f GFLOP/s\n",
 		rep.SamplesPerS, rep.MsPerStep, rep.MsSplit["augment"], rep.MsSplit["forward"], rep.MsSplit["sinkhorn"],
 		rep.MsSplit["backward"], rep.MsSplit["update"], rep.GFLOPPerS)

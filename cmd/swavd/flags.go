@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/spf13/pflag"
 
 	"github.com/swavd/swavd/compute"
 	"github.com/swavd/swavd/compute/cpu"
+	"github.com/swavd/swavd/compute/gl"
 	"github.com/swavd/swavd/config"
 )
 
@@ -22,7 +25,7 @@ func newConfigFlags(name string) *configFlags {
 	c := &configFlags{fs: fs, keys: map[string]string{}}
 	c.file = fs.String("config", "", "YAML configuration file")
 	c.key("preset", "preset", "", "named preset: "+fmt.Sprint(config.Presets()))
-	c.key("compute.backend", "backend", "", "compute backend: cpu (auto, gl and gles arrive with the GL backend)")
+	c.key("compute.backend", "backend", "", "compute backend: auto, gl, gles or cpu")
 	return c
 }
 
@@ -40,11 +43,46 @@ func (c *configFlags) load(preset string) (*config.Config, error) {
 	return config.Load(config.Options{File: *c.file, Flags: m, Environ: config.Environ(), Preset: preset})
 }
 
-// newBackend opens the configured backend.
+// newBackend opens the configured backend. gl and gles must work; auto
+// tries GL 4.3, then GLES 3.1, keeps the first that passes the self-test
+// against the CPU backend, and otherwise falls back to the CPU, saying why.
 func newBackend(cfg *config.Config) (compute.Backend, error) {
 	switch cfg.Compute.Backend {
-	case "cpu", "auto":
+	case "cpu":
 		return cpu.New(), nil
+	case "gl", "gles":
+		api := gl.GL43
+		if cfg.Compute.Backend == "gles" {
+			api = gl.GLES31
+		}
+		b, err := gl.New(api)
+		if err != nil {
+			return nil, err
+		}
+		if err := gl.SelfTest(b, cpu.New()); err != nil {
+			b.Close()
+			return nil, err
+		}
+		reportGL(b)
+		return b, nil
 	}
-	return nil, fmt.Errorf("compute.backend %q is not built into this swavd yet (use cpu)", cfg.Compute.Backend)
+	var why []string
+	for _, api := range []gl.API{gl.GL43, gl.GLES31} {
+		b, err := gl.New(api)
+		if err == nil {
+			if err = gl.SelfTest(b, cpu.New()); err == nil {
+				reportGL(b)
+				return b, nil
+			}
+			b.Close()
+		}
+		why = append(why, fmt.Sprintf("%v: %v", api, err))
+	}
+	fmt.Fprintf(os.Stderr, "compute.backend auto: using the CPU (%s)\n", strings.Join(why, "; "))
+	return cpu.New(), nil
+}
+
+func reportGL(b *gl.Backend) {
+	in := b.Info()
+	fmt.Fprintf(os.Stderr, "GL backend: %s via EGL %s platform, %s, %s, GLSL %s\n", in.API, in.Platform, in.Renderer, in.Version, in.GLSL)
 }

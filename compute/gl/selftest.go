@@ -1,0 +1,83 @@
+package gl
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/swavd/swavd/compute"
+)
+
+// SelfTest runs a few operations (a product, a strided convolution with its
+// gradients, batch norm, Sinkhorn) on b and on ref with the same inputs and
+// fails when any output differs by more than 1e-4 in relative norm, or when
+// the driver reported an error. `compute.backend: auto` uses GL only when
+// this passes.
+func SelfTest(b *Backend, ref compute.Backend) error {
+	rng := rand.New(rand.NewPCG(3, 5))
+	type pair struct{ g, r compute.Tensor }
+	var made []pair
+	defer func() {
+		for _, p := range made {
+			b.Release(p.g)
+			ref.Release(p.r)
+		}
+	}()
+	rnd := func(shape ...int) pair {
+		d := make([]float32, compute.Size(shape))
+		for i := range d {
+			d[i] = float32(rng.Float64()*2 - 1)
+		}
+		p := pair{b.New(shape...), ref.New(shape...)}
+		b.Upload(p.g, d)
+		ref.Upload(p.r, d)
+		made = append(made, p)
+		return p
+	}
+	check := func(what string, p pair) error {
+		g, r := make([]float32, p.g.Len()), make([]float32, p.r.Len())
+		b.Download(g, p.g)
+		ref.Download(r, p.r)
+		var d, n float64
+		for i := range g {
+			x := float64(g[i]) - float64(r[i])
+			d += x * x
+			n += float64(r[i]) * float64(r[i])
+		}
+		if rel := math.Sqrt(d / math.Max(n, 1e-30)); !(rel <= 1e-4) {
+			return fmt.Errorf("gl self-test: %s differs from the CPU by %.3g (relative norm)", what, rel)
+		}
+		return nil
+	}
+	a, m, c := rnd(19, 33), rnd(33, 21), rnd(19, 21)
+	x, w := rnd(5, 3, 11, 11), rnd(7, 5, 3, 3)
+	p := compute.ConvParams{Kernel: 3, Stride: 2, Pad: 1}
+	y, dy, dx, dw := rnd(7, 3, 6, 6), rnd(7, 3, 6, 6), rnd(5, 3, 11, 11), rnd(7, 5, 3, 3)
+	gm, bt, mean, inv, rm, rv, bn := rnd(7), rnd(7), rnd(7), rnd(7), rnd(7), rnd(7), rnd(7, 3, 6, 6)
+	s, q := rnd(24, 10), rnd(24, 10)
+	for i, be := range []compute.Backend{b, ref} {
+		pick := func(p pair) compute.Tensor {
+			if i == 0 {
+				return p.g
+			}
+			return p.r
+		}
+		be.MatMul(pick(c), pick(a), pick(m), false, false, 1, 0)
+		be.Conv2D(pick(y), pick(x), pick(w), p)
+		be.Conv2DGradInput(pick(dx), pick(dy), pick(w), p)
+		be.Conv2DGradFilter(pick(dw), pick(dy), pick(x), p, 0)
+		be.Fill(pick(rv), 1)
+		be.BatchNormTrain(pick(bn), pick(y), pick(gm), pick(bt), pick(mean), pick(inv), pick(rm), pick(rv), 0.1, 1e-5, true)
+		be.Sinkhorn(pick(q), pick(s), 0.05, 3)
+	}
+	for _, ck := range []struct {
+		what string
+		p    pair
+	}{{"matmul", c}, {"convolution", y}, {"convolution input gradient", dx}, {"convolution filter gradient", dw},
+		{"batch norm", bn}, {"sinkhorn", q}} {
+		if err := check(ck.what, ck.p); err != nil {
+			return err
+		}
+	}
+	return b.Err()
+}
