@@ -46,6 +46,9 @@ type Trainer struct {
 	// weights are only known good once they have given a finite loss.
 	good, pending snapshot
 	live          []compute.Tensor // the tensors snapshots mirror, in order
+	// TimePhases makes StepStats' phase durations exact on asynchronous
+	// backends by waiting for each phase to finish (bench sets it).
+	TimePhases bool
 }
 
 // NewTrainer prepares training of m with batch size b and nCrops crops per sample.
@@ -140,7 +143,8 @@ func (t *Trainer) restore(s *snapshot) {
 // step and restores the state from before the last step whose loss was
 // finite (Step goes back with it), and returns ErrNonFinite: the update
 // that followed a finite loss may itself be what broke the weights, so
-// only weights that have produced a finite loss count as good.
+// only weights that have produced a finite loss count as good. The loss is
+// read back once, after the update has been issued.
 func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
 	m, be := t.M, t.M.Backend()
 	st := StepStats{Step: t.Step, LR: t.Optim.LearningRate(t.Step)}
@@ -181,6 +185,7 @@ func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
 	z, hc := m.Head.forward(ctx, feat)
 	scores := ctx.Empty(nCrops*B, m.Arch.Prototypes)
 	be.MatMul(scores, z, m.Prototypes.W, true, true, 1, 0)
+	t.sync()
 	t1 := time.Now()
 
 	var useQueue, fill bool
@@ -189,16 +194,10 @@ func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
 		useQueue = t.Step >= t.SwAV.QueueFromStep && t.Queue.Full()
 	}
 	loss, dS := swavLoss(ctx, t.SwAV, scores, z, m.Prototypes.W, nCrops, B, t.Queue, useQueue, fill)
-	var lv [1]float32
-	be.Download(lv[:], loss)
-	st.Loss, st.Queue = float64(lv[0]), useQueue
+	st.Queue = useQueue
+	t.sync()
 	t2 := time.Now()
 	st.Forward, st.Sinkhorn = t1.Sub(t0), t2.Sub(t1)
-	if !finite(lv[0]) {
-		t.restore(&t.good)
-		return st, ErrNonFinite
-	}
-	t.good, t.pending = t.pending, t.good
 
 	dz := be.Empty(z.Shape()...)
 	be.MatMul(dz, m.Prototypes.W, dS, true, true, 1, 0)
@@ -217,6 +216,7 @@ func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
 		col += g.n
 	}
 	be.Release(dfeat)
+	t.sync()
 	t3 := time.Now()
 
 	p := t.Optim.sgd(st.LR)
@@ -226,7 +226,30 @@ func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
 		}
 		be.SGDStep(prm.W, prm.G, prm.M, p)
 	}
-	t.Step++
+	t.sync()
 	st.Backward, st.Update = t3.Sub(t2), time.Since(t3)
+	// The loss is read once, at the end, so a GPU backend runs the whole
+	// step without a round trip. A non-finite loss undoes this step's update
+	// with the rest (see TrainStep).
+	var lv [1]float32
+	be.Download(lv[:], loss)
+	st.Loss = float64(lv[0])
+	if !finite(lv[0]) {
+		t.restore(&t.good)
+		return st, ErrNonFinite
+	}
+	t.good, t.pending = t.pending, t.good
+	t.Step++
 	return st, nil
+}
+
+// finisher is a backend whose operations run asynchronously (GL): Finish
+// waits for them, so that phase timings mean something.
+type finisher interface{ Finish() }
+
+// sync waits for the backend when phase timing is on.
+func (t *Trainer) sync() {
+	if f, ok := t.M.Backend().(finisher); ok && t.TimePhases {
+		f.Finish()
+	}
 }

@@ -59,6 +59,7 @@ func runBench(args []string) error {
 		return err
 	}
 	defer s.Close()
+	s.Trainer.TimePhases = true
 	const warmup = 3
 	var sum train.StepResult
 	var start time.Time

@@ -221,3 +221,6 @@ func (b *Backend) copyRange(dst *buffer, dstOff int, src *buffer, srcOff, n int)
 	f.CopyBufferSubData(glCopyReadBuffer, glCopyWriteBuffer, 4*srcOff, 4*dstOff, 4*n)
 	f.MemoryBarrier(glAllBarrierBits)
 }
+
+// Finish waits until the GPU has done all work issued so far.
+func (b *Backend) Finish() { b.ctx.do(func() { b.ctx.fn.Finish() }) }
