@@ -79,6 +79,34 @@ func TestCommandsEndToEnd(t *testing.T) {
 	}
 }
 
+// TestBenchOnGL runs the bench on the GL backend (llvmpipe here) and checks
+// that it reports the renderer and version; auto must pick GL where GL
+// passes its self-test.
+func TestBenchOnGL(t *testing.T) {
+	bin := swavd(t)
+	out, err := run(t, bin, "bench", "--backend", "gl", "--preset", "tiny", "--steps", "1", "--json")
+	if err != nil {
+		if strings.Contains(out, "no EGL display") {
+			t.Skipf("no EGL display can be opened here: %s", out)
+		}
+		t.Fatalf("bench --backend gl: %v\n%s", err, out)
+	}
+	var rep struct {
+		Backend string
+		GL      *struct{ Renderer, Version string }
+	}
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
+		t.Fatalf("bench output is not JSON: %v\n%s", err, out)
+	}
+	if rep.GL == nil || rep.GL.Renderer == "" || rep.GL.Version == "" || !strings.HasPrefix(rep.Backend, "gl") {
+		t.Fatalf("bench --backend gl reported %+v", rep)
+	}
+	out, err = run(t, bin, "bench", "--backend", "auto", "--preset", "tiny", "--steps", "1")
+	if err != nil || !strings.Contains(out, "GL backend:") {
+		t.Fatalf("bench --backend auto did not choose GL: %v\n%s", err, out)
+	}
+}
+
 func TestBadInputGivesClearErrors(t *testing.T) {
 	bin := swavd(t)
 	tmp := t.TempDir()
