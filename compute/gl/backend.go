@@ -49,11 +49,15 @@ type Backend struct {
 
 var _ compute.Backend = (*Backend)(nil)
 
-// New opens a headless context for api and compiles every shader; it
-// fails with a message naming the shader and the driver's log when one
-// does not compile, and wraps ErrNoDisplay when EGL has no display.
-func New(api API) (*Backend, error) {
-	ctx, err := openContext(api)
+// New opens a headless context for api on the first EGL platform that
+// works and compiles every shader; it fails with a message naming the
+// shader and the driver's log when one does not compile, and wraps
+// ErrNoDisplay when EGL has no display.
+func New(api API) (*Backend, error) { return NewOn(api, AnyPlatform) }
+
+// NewOn is New restricted to the given EGL platforms.
+func NewOn(api API, plat Platform) (*Backend, error) {
+	ctx, err := openContext(api, plat)
 	if err != nil {
 		return nil, err
 	}

@@ -38,6 +38,29 @@ func TestParityWithCPU(t *testing.T) {
 	}
 }
 
+// TestSurfacelessPlatform runs the reference vectors on a context made
+// through Mesa's surfaceless platform alone (the device platform is tried
+// first otherwise); skipped where that platform does not exist.
+func TestSurfacelessPlatform(t *testing.T) {
+	for _, api := range apis {
+		t.Run(api.String(), func(t *testing.T) {
+			b, err := NewOn(api, SurfacelessPlatform)
+			if errors.Is(err, ErrNoDisplay) {
+				t.Skipf("no surfaceless EGL platform here: %v", err)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if b.Info().Platform != "surfaceless" {
+				t.Fatalf("platform %q", b.Info().Platform)
+			}
+			computetest.TestVectors(t, b)
+			computetest.TestParity(t, cpu.New(), b, 1e-4)
+		})
+	}
+}
+
 func TestReferenceVectors(t *testing.T) {
 	for _, api := range apis {
 		t.Run(api.String(), func(t *testing.T) { computetest.TestVectors(t, backendOrSkip(t, api)) })

@@ -53,6 +53,17 @@ type Info struct {
 	Limits   Limits `json:"limits"`
 }
 
+// Platform selects which EGL platforms to try.
+type Platform int
+
+const (
+	AnyPlatform Platform = C.SWAV_EGL_DEVICE | C.SWAV_EGL_SURFACELESS | C.SWAV_EGL_DEFAULT
+	// DevicePlatform is EGL_EXT_platform_device (NVIDIA, Jetson; Mesa too).
+	DevicePlatform Platform = C.SWAV_EGL_DEVICE
+	// SurfacelessPlatform is EGL_MESA_platform_surfaceless.
+	SurfacelessPlatform Platform = C.SWAV_EGL_SURFACELESS
+)
+
 // ErrNoDisplay means EGL could not open any display: there is no GL here.
 var ErrNoDisplay = errors.New("gl: no EGL display")
 
@@ -60,6 +71,7 @@ var ErrNoDisplay = errors.New("gl: no EGL display")
 // owns it: every GL call runs there, sent through do.
 type context struct {
 	api  API
+	plat Platform
 	egl  C.swav_egl
 	fn   *funcs
 	info Info
@@ -74,8 +86,8 @@ func procAddr(name string) unsafe.Pointer {
 }
 
 // openContext makes a headless context for api on a new locked thread.
-func openContext(api API) (*context, error) {
-	c := &context{api: api, work: make(chan func()), done: make(chan struct{})}
+func openContext(api API, plat Platform) (*context, error) {
+	c := &context{api: api, plat: plat, work: make(chan func()), done: make(chan struct{})}
 	errc := make(chan error, 1)
 	go c.loop(errc)
 	if err := <-errc; err != nil {
@@ -103,7 +115,7 @@ func (c *context) start() error {
 	if c.api == GLES31 {
 		major, minor, gles = 3, 1, 1
 	}
-	if C.swav_egl_open(&c.egl, C.int(gles), C.int(major), C.int(minor)) != 0 {
+	if C.swav_egl_open(&c.egl, C.int(gles), C.int(major), C.int(minor), C.int(c.plat)) != 0 {
 		return fmt.Errorf("%w for %v: %s", ErrNoDisplay, c.api, C.GoString(&c.egl.err[0]))
 	}
 	var err error

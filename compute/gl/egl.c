@@ -58,12 +58,12 @@ static int try_display(swav_egl *e, EGLDisplay dpy, const char *platform, int gl
 	return 0;
 }
 
-int swav_egl_open(swav_egl *e, int gles, int major, int minor) {
+int swav_egl_open(swav_egl *e, int gles, int major, int minor, int mask) {
 	memset(e, 0, sizeof *e);
 	const char *client = eglQueryString(EGL_NO_DISPLAY, EGL_EXTENSIONS);
 	PFNEGLGETPLATFORMDISPLAYEXTPROC getPlatformDisplay =
 		(PFNEGLGETPLATFORMDISPLAYEXTPROC)eglGetProcAddress("eglGetPlatformDisplayEXT");
-	if (getPlatformDisplay && has_ext(client, "EGL_EXT_platform_device")) {
+	if ((mask & SWAV_EGL_DEVICE) && getPlatformDisplay && has_ext(client, "EGL_EXT_platform_device")) {
 		PFNEGLQUERYDEVICESEXTPROC queryDevices = (PFNEGLQUERYDEVICESEXTPROC)eglGetProcAddress("eglQueryDevicesEXT");
 		EGLDeviceEXT devs[16];
 		EGLint n = 0;
@@ -73,10 +73,10 @@ int swav_egl_open(swav_egl *e, int gles, int major, int minor) {
 					return 0;
 		}
 	}
-	if (getPlatformDisplay && has_ext(client, "EGL_MESA_platform_surfaceless") &&
+	if ((mask & SWAV_EGL_SURFACELESS) && getPlatformDisplay && has_ext(client, "EGL_MESA_platform_surfaceless") &&
 	    try_display(e, getPlatformDisplay(EGL_PLATFORM_SURFACELESS_MESA, EGL_DEFAULT_DISPLAY, NULL), "surfaceless", gles, major, minor) == 0)
 		return 0;
-	if (try_display(e, eglGetDisplay(EGL_DEFAULT_DISPLAY), "default", gles, major, minor) == 0) return 0;
+	if ((mask & SWAV_EGL_DEFAULT) && try_display(e, eglGetDisplay(EGL_DEFAULT_DISPLAY), "default", gles, major, minor) == 0) return 0;
 	if (!e->err[0]) snprintf(e->err, sizeof e->err, "no EGL display could be opened");
 	return -1;
 }
