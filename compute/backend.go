@@ -143,3 +143,21 @@ func MustShape(op string, t Tensor, want ...int) {
 		}
 	}
 }
+
+// MatMulDims checks the shapes of c = op(a)*op(b) and returns m, n, k.
+func MatMulDims(c, a, b Tensor, transA, transB bool) (m, n, k int) {
+	as, bs, cs := a.Shape(), b.Shape(), c.Shape()
+	m, k = as[0], as[1]
+	if transA {
+		m, k = k, m
+	}
+	k2 := bs[0]
+	n = bs[1]
+	if transB {
+		k2, n = n, k2
+	}
+	if k != k2 || cs[0] != m || cs[1] != n {
+		panic(fmt.Sprintf("compute: matmul %v(T=%v) x %v(T=%v) into %v", as, transA, bs, transB, cs))
+	}
+	return m, n, k
+}

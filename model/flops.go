@@ -10,25 +10,17 @@ func (a Arch) ForwardFLOPs(size int) int64 {
 		macs += int64(size*size) * int64(cout*cin*k*k)
 	}
 	conv(a.InputChannels, a.StemWidth, 3, 1)
-	cin := a.StemWidth
-	for i, w := range a.Stages {
-		for j := 0; j < a.BlocksPerStage; j++ {
-			stride := 1
-			if i > 0 && j == 0 {
-				stride = 2
-			}
-			in := size
-			conv(cin, w, 3, stride)
-			conv(w, w, 3, 1)
-			if cin != w || stride != 1 {
-				out := size
-				size = in
-				conv(cin, w, 1, stride)
-				size = out
-			}
-			cin = w
+	out := a.blocks(func(_, _, cin, w, stride int) {
+		in := size
+		conv(cin, w, 3, stride)
+		conv(w, w, 3, 1)
+		if cin != w || stride != 1 { // the 1x1 shortcut, from the block's input size
+			after := size
+			size = in
+			conv(cin, w, 1, stride)
+			size = after
 		}
-	}
-	macs += int64(cin*a.HeadHidden + a.HeadHidden*a.ProjDim + a.ProjDim*a.Prototypes)
+	})
+	macs += int64(out*a.HeadHidden + a.HeadHidden*a.ProjDim + a.ProjDim*a.Prototypes)
 	return 2 * macs
 }

@@ -106,11 +106,10 @@ type encoderCache struct {
 	last   compute.Tensor
 }
 
-func newEncoder(s *paramSet, rng *rand.Rand, a Arch) (Encoder, error) {
-	if len(a.Stages) == 0 || a.BlocksPerStage < 1 {
-		return Encoder{}, fmt.Errorf("model: encoder needs at least one stage of at least one block")
-	}
-	e := Encoder{Stem: newConvBN(s, rng, "encoder.stem", a.InputChannels, a.StemWidth, 3, 1)}
+// blocks calls fn for each BasicBlock of the encoder in order: its stage,
+// index in the stage, widths and stride (the first block of every stage
+// but the first halves the resolution). It returns the output width.
+func (a Arch) blocks(fn func(stage, j, cin, cout, stride int)) int {
 	cin := a.StemWidth
 	for i, width := range a.Stages {
 		for j := 0; j < a.BlocksPerStage; j++ {
@@ -118,11 +117,21 @@ func newEncoder(s *paramSet, rng *rand.Rand, a Arch) (Encoder, error) {
 			if i > 0 && j == 0 {
 				stride = 2
 			}
-			e.Blocks = append(e.Blocks, newBasicBlock(s, rng, fmt.Sprintf("encoder.stage%d.%d", i+1, j), cin, width, stride))
+			fn(i, j, cin, width, stride)
 			cin = width
 		}
 	}
-	e.OutDim = cin
+	return cin
+}
+
+func newEncoder(s *paramSet, rng *rand.Rand, a Arch) (Encoder, error) {
+	if len(a.Stages) == 0 || a.BlocksPerStage < 1 {
+		return Encoder{}, fmt.Errorf("model: encoder needs at least one stage of at least one block")
+	}
+	e := Encoder{Stem: newConvBN(s, rng, "encoder.stem", a.InputChannels, a.StemWidth, 3, 1)}
+	e.OutDim = a.blocks(func(stage, j, cin, cout, stride int) {
+		e.Blocks = append(e.Blocks, newBasicBlock(s, rng, fmt.Sprintf("encoder.stage%d.%d", stage+1, j), cin, cout, stride))
+	})
 	return e, nil
 }
 

@@ -7,19 +7,8 @@ import (
 )
 
 func (b *Backend) MatMul(c, a, bm compute.Tensor, transA, transB bool, alpha, beta float32) {
-	as, bs, cs := a.Shape(), bm.Shape(), c.Shape()
-	m, k := as[0], as[1]
-	if transA {
-		m, k = k, m
-	}
-	k2, n := bs[0], bs[1]
-	if transB {
-		k2, n = n, k2
-	}
-	if k != k2 || cs[0] != m || cs[1] != n {
-		panic(fmt.Sprintf("cpu: matmul %v(T=%v) x %v(T=%v) into %v", as, transA, bs, transB, cs))
-	}
-	gemm(transA, transB, m, n, k, alpha, data(a), as[1], data(bm), bs[1], beta, data(c), n)
+	m, n, k := compute.MatMulDims(c, a, bm, transA, transB)
+	gemm(transA, transB, m, n, k, alpha, data(a), a.Shape()[1], data(bm), bm.Shape()[1], beta, data(c), n)
 }
 
 // colBudget bounds the im2col buffer (in float32s): the batch is lowered a

@@ -64,20 +64,9 @@ func (b *Backend) gemm(mode string, c, a, bm compute.Tensor, m, n, k int, us ...
 }
 
 func (b *Backend) MatMul(c, a, bm compute.Tensor, transA, transB bool, alpha, beta float32) {
-	as, bs, cs := a.Shape(), bm.Shape(), c.Shape()
-	m, k := as[0], as[1]
-	if transA {
-		m, k = k, m
-	}
-	k2, n := bs[0], bs[1]
-	if transB {
-		k2, n = n, k2
-	}
-	if k != k2 || cs[0] != m || cs[1] != n {
-		panic(fmt.Sprintf("gl: matmul %v(T=%v) x %v(T=%v) into %v", as, transA, bs, transB, cs))
-	}
+	m, n, k := compute.MatMulDims(c, a, bm, transA, transB)
 	b.gemm("MODE_GEMM", c, a, bm, m, n, k, uf("alpha", alpha), uf("beta", beta),
-		ui("lda", as[1]), ui("ldb", bs[1]), ui("ldc", n), ub("transA", transA), ub("transB", transB))
+		ui("lda", a.Shape()[1]), ui("ldb", bm.Shape()[1]), ui("ldc", n), ub("transA", transA), ub("transB", transB))
 }
 
 // convUniforms describes x [C,N,H,W] convolved by w [Co,C,k,k].
