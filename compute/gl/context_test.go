@@ -2,6 +2,7 @@ package gl
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -28,4 +29,22 @@ func TestContextReportsRendererAndLimits(t *testing.T) {
 		}
 		c.close()
 	}
+}
+
+// TestCompileErrorNamesShaderAndLog: a shader the driver rejects gives an
+// error with the program's name and the driver's log, not a crash.
+func TestCompileErrorNamesShaderAndLog(t *testing.T) {
+	c := openOrSkip(t, GL43)
+	defer c.close()
+	var err error
+	c.do(func() { _, err = c.compile("elementwise", map[string]string{"WG": "0", "OP_AXPY": "1"}) })
+	if err == nil {
+		t.Fatal("a workgroup of size 0 compiled")
+	}
+	for _, want := range []string{"elementwise", "OP_AXPY", c.info.Renderer} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	t.Log(err)
 }
