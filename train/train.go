@@ -75,6 +75,9 @@ func (s *Session) Step(data []*capture.Image) (StepResult, error) {
 	aug := time.Since(t0)
 	st, err := s.Trainer.TrainStep(s.batch)
 	r := StepResult{StepStats: st, Augment: aug}
+	if f, ok := s.Model.Backend().(failer); ok && f.Err() != nil {
+		return r, fmt.Errorf("train: step %d: the %s backend failed: %w", step, s.Model.Backend().Name(), f.Err())
+	}
 	if errors.Is(err, model.ErrNonFinite) {
 		r.Discarded = true
 		return r, nil
@@ -84,6 +87,10 @@ func (s *Session) Step(data []*capture.Image) (StepResult, error) {
 	}
 	return r, nil
 }
+
+// failer is a backend that records device errors (the GL backend: out of
+// memory, a failed mapping) instead of panicking mid-step.
+type failer interface{ Err() error }
 
 // FitImages brings every image to the working size and channel count.
 func FitImages(imgs []*capture.Image, size, channels int) []*capture.Image {

@@ -224,3 +224,22 @@ func TestCorruptCheckpointIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// failing is a CPU backend that reports a device error, as the GL backend
+// does when it runs out of memory.
+type failing struct{ *cpu.Backend }
+
+func (failing) Err() error { return errors.New("out of memory") }
+
+func TestBackendErrorStopsTheStep(t *testing.T) {
+	cfg := quickConfig(t)
+	s, err := NewSession(failing{cpu.New()}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = s.Step(fashion(t, 100))
+	if err == nil || !strings.Contains(err.Error(), "out of memory") || !strings.Contains(err.Error(), "cpu backend failed") {
+		t.Fatalf("step on a failed backend: %v", err)
+	}
+}
