@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -38,7 +39,7 @@ func runTrain(args []string) error {
 	if resume && !cf.fs.Changed("preset") {
 		preset = meta.Preset
 	}
-	if !resume && !os.IsNotExist(unwrapAll(ckErr)) {
+	if !resume && !errors.Is(ckErr, os.ErrNotExist) {
 		return fmt.Errorf("%v (move it away to start from scratch)", ckErr)
 	}
 	cfg, err := cf.load(preset)
@@ -142,19 +143,4 @@ func queueNote(q bool) string {
 func bar(done, total, width int) string {
 	n := done * width / max(total, 1)
 	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
-}
-
-// unwrapAll returns the innermost wrapped error.
-func unwrapAll(err error) error {
-	for {
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return err
-		}
-		next := u.Unwrap()
-		if next == nil {
-			return err
-		}
-		err = next
-	}
 }

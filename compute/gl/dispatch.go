@@ -1,6 +1,10 @@
 package gl
 
-import "github.com/swavd/swavd/compute"
+import (
+	"strconv"
+
+	"github.com/swavd/swavd/compute"
+)
 
 // progSpec names one program: a shader family, the operation selected in
 // it, and any further defines.
@@ -9,6 +13,7 @@ type progSpec struct {
 	extra      map[string]string
 }
 
+// tile makes the matmul workgroup 16x8 (a 16x16 tile, two outputs each).
 var tile = map[string]string{"WG_Y": "8"}
 
 // allPrograms lists every program the backend runs; New compiles them all
@@ -22,7 +27,7 @@ func allPrograms() []progSpec {
 	}
 	add("elementwise", nil, "FILL", "COPY", "AXPY", "ADD_RELU", "RELU_BACKWARD", "ADD_BIAS", "COPY_COLUMNS", "SGD")
 	add("reduce", nil, "SUM_ROWS", "SUM_SQUARES2")
-	add("matmul", tile, "MODE_GEMM", "MODE_CONV_FWD", "MODE_CONV_DW", "MODE_CONV_DX")
+	add("matmul", extraDefines("matmul"), "MODE_GEMM", "MODE_CONV_FWD", "MODE_CONV_DW", "MODE_CONV_DX")
 	add("batchnorm", nil, "STATS", "RUNNING", "INFER_PREP", "NORMALIZE", "BACKWARD_SUMS", "BACKWARD_DX")
 	add("pool", nil, "GAP", "GAP_BACKWARD")
 	add("l2norm", nil, "COLS", "COLS_BACKWARD", "ROWS")
@@ -33,7 +38,7 @@ func allPrograms() []progSpec {
 
 // program returns the compiled program; on the context thread.
 func (b *Backend) program(family, op string, extra map[string]string) (*program, error) {
-	defines := map[string]string{"WG": itoa(b.wg)}
+	defines := map[string]string{"WG": strconv.Itoa(b.wg)}
 	if family == "matmul" {
 		defines["WG"] = "16"
 		defines[op] = "1"
@@ -53,17 +58,6 @@ func (b *Backend) program(family, op string, extra map[string]string) (*program,
 	}
 	b.progs[key] = p
 	return p, nil
-}
-
-func itoa(v int) string {
-	if v == 0 {
-		return "0"
-	}
-	var d []byte
-	for ; v > 0; v /= 10 {
-		d = append([]byte{byte('0' + v%10)}, d...)
-	}
-	return string(d)
 }
 
 // uni is one uniform value.
@@ -88,7 +82,7 @@ var offsetNames = [4]string{"o0", "o1", "o2", "o3"}
 // dispatch binds ts at 0.., sets their offsets and us, and runs gx x gy
 // workgroups, then orders the writes before any later read or copy.
 func (b *Backend) dispatch(family, op string, gx, gy int, ts []compute.Tensor, us []uni) {
-	p, err := b.program(family, op, nilIfNot(family))
+	p, err := b.program(family, op, extraDefines(family))
 	if err != nil {
 		panic(err) // every program was compiled by New
 	}
@@ -117,7 +111,8 @@ func (b *Backend) dispatch(family, op string, gx, gy int, ts []compute.Tensor, u
 	b.stats.Dispatches++
 }
 
-func nilIfNot(family string) map[string]string {
+// extraDefines are the defines a family needs beyond its operation.
+func extraDefines(family string) map[string]string {
 	if family == "matmul" {
 		return tile
 	}
