@@ -18,9 +18,10 @@ import (
 // Tensor is the CPU backend's handle: a gorgonia dense tensor, or a view
 // into one.
 type Tensor struct {
-	dense *tensor.Dense // nil for a view
-	data  []float32
-	shape []int
+	dense  *tensor.Dense // nil for a view
+	data   []float32
+	shape  []int
+	pooled bool // released to the pool: a second Release must not add it twice
 }
 
 func (t *Tensor) Shape() []int { return t.shape }
@@ -53,6 +54,7 @@ func (b *Backend) get(shape []int) *Tensor {
 		b.free[n] = l[:len(l)-1]
 		b.mu.Unlock()
 		t.shape = append(t.shape[:0], shape...)
+		t.pooled = false
 		return t
 	}
 	b.mu.Unlock()
@@ -84,9 +86,10 @@ func (b *Backend) Release(ts ...compute.Tensor) {
 			continue
 		}
 		ct := t.(*Tensor)
-		if ct.dense == nil {
-			continue // views own nothing
+		if ct.dense == nil || ct.pooled {
+			continue // views own nothing; released already
 		}
+		ct.pooled = true
 		b.free[len(ct.data)] = append(b.free[len(ct.data)], ct)
 	}
 }
