@@ -44,7 +44,9 @@ type Backend interface {
 	// Close releases every resource of the backend.
 	Close() error
 
-	// New returns a zero-filled tensor. Release gives it back for reuse.
+	// New returns a zero-filled tensor. Release gives it back for reuse; a
+	// released tensor must not be used again, but releasing it twice is
+	// harmless (so a pass may free early what its owner frees at the end).
 	New(shape ...int) Tensor
 	// Empty returns a tensor whose contents are undefined, for outputs that
 	// an operation overwrites whole: it skips the clearing New does.

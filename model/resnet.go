@@ -28,6 +28,11 @@ func (l *convBN) forward(ctx *Ctx, x compute.Tensor, relu bool) (compute.Tensor,
 	return y, convBNCache{x: x, bn: c}
 }
 
+// release frees what the layer made in the forward pass (not its input).
+func (c convBNCache) release(be compute.Backend) {
+	be.Release(c.bn.x, c.bn.y, c.bn.mean, c.bn.invStd)
+}
+
 func (l *convBN) backward(ctx *Ctx, c convBNCache, dy compute.Tensor, relu, wantDX bool) compute.Tensor {
 	dz := l.BN.backward(ctx, c.bn, dy, relu)
 	dx := l.Conv.backward(ctx, dz, c.x, wantDX)
@@ -89,6 +94,14 @@ func (b *BasicBlock) backward(ctx *Ctx, c blockCache, dout compute.Tensor) compu
 		be.Axpy(dx, 1, d)
 	}
 	be.Release(d)
+	// The block's activations are spent: free them now, not at the end of
+	// the step, so peak memory is one pass of activations, not two.
+	c.c1.release(be)
+	c.c2.release(be)
+	if b.Down != nil {
+		c.down.release(be)
+	}
+	be.Release(c.out)
 	return dx
 }
 
@@ -161,6 +174,7 @@ func (e *Encoder) backward(ctx *Ctx, c encoderCache, df compute.Tensor) {
 		d = dx
 	}
 	e.Stem.backward(ctx, c.stem, d, true, false)
+	c.stem.release(ctx.Be)
 	ctx.Be.Release(d)
 }
 

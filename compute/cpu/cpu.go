@@ -18,10 +18,10 @@ import (
 // Tensor is the CPU backend's handle: a gorgonia dense tensor, or a view
 // into one.
 type Tensor struct {
-	dense  *tensor.Dense // nil for a view
-	data   []float32
-	shape  []int
-	pooled bool // released to the pool: a second Release must not add it twice
+	dense    *tensor.Dense // nil for a view
+	data     []float32
+	shape    []int
+	released bool // its storage went back to the pool; releasing again does nothing
 }
 
 func (t *Tensor) Shape() []int { return t.shape }
@@ -34,31 +34,37 @@ func (t *Tensor) Data() []float32 { return t.data }
 // buffer pool, which is locked.
 type Backend struct {
 	mu   sync.Mutex
-	free map[int][]*Tensor
+	free map[int][]*tensor.Dense // released storage by length
 }
 
 // New returns a CPU backend.
-func New() *Backend { return &Backend{free: map[int][]*Tensor{}} }
+func New() *Backend { return &Backend{free: map[int][]*tensor.Dense{}} }
 
 func (b *Backend) Name() string { return "cpu" }
-func (b *Backend) Close() error { b.mu.Lock(); b.free = map[int][]*Tensor{}; b.mu.Unlock(); return nil }
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	b.free = map[int][]*tensor.Dense{}
+	b.mu.Unlock()
+	return nil
+}
 
 func data(t compute.Tensor) []float32 { return t.(*Tensor).data }
 
 // get returns a tensor of the given shape whose contents are undefined.
+// Every call makes a new handle, even around reused storage, so a stale
+// handle released again cannot give away storage someone else holds.
 func (b *Backend) get(shape []int) *Tensor {
 	n := compute.Size(shape)
 	b.mu.Lock()
+	var d *tensor.Dense
 	if l := b.free[n]; len(l) > 0 {
-		t := l[len(l)-1]
+		d = l[len(l)-1]
 		b.free[n] = l[:len(l)-1]
-		b.mu.Unlock()
-		t.shape = append(t.shape[:0], shape...)
-		t.pooled = false
-		return t
 	}
 	b.mu.Unlock()
-	d := tensor.New(tensor.WithShape(n), tensor.Of(tensor.Float32))
+	if d == nil {
+		d = tensor.New(tensor.WithShape(n), tensor.Of(tensor.Float32))
+	}
 	return &Tensor{dense: d, data: d.Data().([]float32), shape: append([]int(nil), shape...)}
 }
 
@@ -86,11 +92,11 @@ func (b *Backend) Release(ts ...compute.Tensor) {
 			continue
 		}
 		ct := t.(*Tensor)
-		if ct.dense == nil || ct.pooled {
+		if ct.dense == nil || ct.released {
 			continue // views own nothing; released already
 		}
-		ct.pooled = true
-		b.free[len(ct.data)] = append(b.free[len(ct.data)], ct)
+		ct.released = true
+		b.free[len(ct.data)] = append(b.free[len(ct.data)], ct.dense)
 	}
 }
 
