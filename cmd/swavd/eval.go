@@ -8,38 +8,43 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/swavd/swavd/capture"
+	"github.com/swavd/swavd/compute"
 	"github.com/swavd/swavd/config"
 	"github.com/swavd/swavd/evaluate"
 	"github.com/swavd/swavd/model"
 	"github.com/swavd/swavd/train"
 )
 
-// loadForInference rebuilds the checkpoint's model and configuration.
-func loadForInference(dir string) (*train.Session, *config.Config, error) {
+// loadForInference rebuilds the checkpoint's model and configuration on
+// the backend the checkpoint's configuration names; close both.
+func loadForInference(dir string) (*train.Session, compute.Backend, *config.Config, error) {
 	_, meta, err := model.ReadCheckpoint(dir)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cfg := &config.Config{}
 	if err := json.Unmarshal(meta.Config, cfg); err != nil {
-		return nil, nil, fmt.Errorf("checkpoint %s: configuration: %w", dir, err)
+		return nil, nil, nil, fmt.Errorf("checkpoint %s: configuration: %w", dir, err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+		return nil, nil, nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
 	be, err := newBackend(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	s, err := train.NewSession(be, cfg)
+	if err == nil {
+		_, err = model.LoadCheckpoint(dir, s.Trainer)
+		if err != nil {
+			s.Close()
+		}
+	}
 	if err != nil {
-		return nil, nil, err
+		be.Close()
+		return nil, nil, nil, err
 	}
-	if _, err := model.LoadCheckpoint(dir, s.Trainer); err != nil {
-		s.Close()
-		return nil, nil, err
-	}
-	return s, cfg, nil
+	return s, be, cfg, nil
 }
 
 func runEval(args []string) error {
@@ -58,10 +63,11 @@ func runEval(args []string) error {
 	if *ckpt == "" {
 		return fmt.Errorf("--checkpoint DIR is required")
 	}
-	s, cfg, err := loadForInference(*ckpt)
+	s, be, cfg, err := loadForInference(*ckpt)
 	if err != nil {
 		return err
 	}
+	defer be.Close()
 	defer s.Close()
 	load := func(spec string, n int) ([]*capture.Image, error) {
 		d, err := capture.Open(spec, n)
