@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"embed"
 	"fmt"
-	"os"
 	"path"
 	"reflect"
 	"sort"
@@ -196,6 +195,3 @@ func splitLists(from, to reflect.Type, data any) (any, error) {
 	}
 	return parts, nil
 }
-
-// Environ is os.Environ, named for callers' clarity.
-func Environ() []string { return os.Environ() }

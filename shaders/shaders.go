@@ -43,15 +43,3 @@ func Source(family string, es bool, defines map[string]string) (string, error) {
 	b.Write(body)
 	return b.String(), nil
 }
-
-// Families lists the shader families.
-func Families() []string {
-	ents, _ := files.ReadDir(".")
-	var out []string
-	for _, e := range ents {
-		if n, ok := strings.CutSuffix(e.Name(), ".comp"); ok {
-			out = append(out, n)
-		}
-	}
-	return out
-}

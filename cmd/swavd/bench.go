@@ -44,11 +44,7 @@ func runBench(args []string) error {
 	if *steps < 1 {
 		return fmt.Errorf("--steps must be at least 1")
 	}
-	cfg, err := cf.load("")
-	if err != nil {
-		return err
-	}
-	be, err := newBackend(cfg)
+	cfg, be, err := cf.open("")
 	if err != nil {
 		return err
 	}

@@ -35,12 +35,25 @@ func (c *configFlags) key(key, flag, def, usage string) {
 	c.keys[key] = flag
 }
 
+// open loads the configuration and opens the backend it names; close it.
+func (c *configFlags) open(preset string) (*config.Config, compute.Backend, error) {
+	cfg, err := c.load(preset)
+	if err != nil {
+		return nil, nil, err
+	}
+	be, err := newBackend(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, be, nil
+}
+
 func (c *configFlags) load(preset string) (*config.Config, error) {
 	m := map[string]*pflag.Flag{}
 	for k, f := range c.keys {
 		m[k] = c.fs.Lookup(f)
 	}
-	return config.Load(config.Options{File: *c.file, Flags: m, Environ: config.Environ(), Preset: preset})
+	return config.Load(config.Options{File: *c.file, Flags: m, Environ: os.Environ(), Preset: preset})
 }
 
 // newBackend opens the configured backend. gl and gles must work; auto

@@ -42,11 +42,7 @@ func runTrain(args []string) error {
 	if !resume && !errors.Is(ckErr, os.ErrNotExist) {
 		return fmt.Errorf("%v (move it away to start from scratch)", ckErr)
 	}
-	cfg, err := cf.load(preset)
-	if err != nil {
-		return err
-	}
-	be, err := newBackend(cfg)
+	cfg, be, err := cf.open(preset)
 	if err != nil {
 		return err
 	}

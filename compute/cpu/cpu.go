@@ -27,9 +27,6 @@ type Tensor struct {
 func (t *Tensor) Shape() []int { return t.shape }
 func (t *Tensor) Len() int     { return len(t.data) }
 
-// Data exposes the storage; tests and host-side code read it directly.
-func (t *Tensor) Data() []float32 { return t.data }
-
 // Backend is safe for concurrent use: operations keep no state but the
 // buffer pool, which is locked.
 type Backend struct {
