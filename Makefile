@@ -17,7 +17,7 @@ DEB_PACKAGES := gcc libc6-dev pkg-config libegl-dev libgl-dev libgles-dev libegl
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test run bench install clean
+.PHONY: all deps build test run bench install clean testframes
 
 all: build
 
@@ -52,3 +52,16 @@ install: build
 
 clean:
 	rm -rf $(BIN)
+
+# Regenerates the real camera frames the capture tests decode (committed
+# under capture/testdata/frames): ffmpeg's test pattern as MJPEG (standard
+# Huffman tables, as UVC cameras use) and YUYV, with ffmpeg's own RGB
+# decoding of each to compare against.
+FRAMES := capture/testdata/frames
+testframes:
+	@dpkg-query -W -f='$${Status}' ffmpeg 2>/dev/null | grep -q "install ok installed" || \
+	  ($(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q ffmpeg)
+	ffmpeg -loglevel error -y -f lavfi -i testsrc=size=64x48:rate=1 -frames:v 1 -c:v mjpeg -huffman default -q:v 3 -f mjpeg $(FRAMES)/testsrc-64x48.mjpeg
+	ffmpeg -loglevel error -y -f lavfi -i testsrc=size=64x48:rate=1 -frames:v 1 -pix_fmt yuyv422 -f rawvideo $(FRAMES)/testsrc-64x48.yuyv
+	ffmpeg -loglevel error -y -i $(FRAMES)/testsrc-64x48.mjpeg -pix_fmt rgb24 -f rawvideo $(FRAMES)/testsrc-64x48.mjpeg.rgb
+	ffmpeg -loglevel error -y -f rawvideo -pix_fmt yuyv422 -s 64x48 -i $(FRAMES)/testsrc-64x48.yuyv -pix_fmt rgb24 -f rawvideo $(FRAMES)/testsrc-64x48.yuyv.rgb

@@ -3,6 +3,7 @@ module github.com/swavd/swavd
 go 1.26.0
 
 require (
+	github.com/blackjack/webcam v0.6.1
 	github.com/go-gl/gl v0.0.0-20231021071112-07e5d0ea2e71
 	github.com/go-viper/mapstructure/v2 v2.4.0
 	github.com/spf13/pflag v1.1.0

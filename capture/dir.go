@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"image"
+	"image/color"
 	"image/jpeg"
 	"image/png"
 	"io"
@@ -58,6 +59,16 @@ func FromImage(m image.Image) *Image {
 		return im
 	}
 	im := &Image{W: w, H: h, C: 3, Pix: make([]uint8, w*h*3), Label: -1}
+	if yc, ok := m.(*image.YCbCr); ok { // JPEG and MJPEG: skip the per-pixel interface calls
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				yi, ci := yc.YOffset(r.Min.X+x, r.Min.Y+y), yc.COffset(r.Min.X+x, r.Min.Y+y)
+				o := (y*w + x) * 3
+				im.Pix[o], im.Pix[o+1], im.Pix[o+2] = color.YCbCrToRGB(yc.Y[yi], yc.Cb[ci], yc.Cr[ci])
+			}
+		}
+		return im
+	}
 	for y := 0; y < h; y++ {
 		for x := 0; x < w; x++ {
 			cr, cg, cb, _ := m.At(r.Min.X+x, r.Min.Y+y).RGBA()

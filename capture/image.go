@@ -20,3 +20,15 @@ func (im *Image) Validate() error {
 	}
 	return nil
 }
+
+// ToRGB returns the image with three channels (a gray image replicated).
+func (im *Image) ToRGB() *Image {
+	if im.C == 3 {
+		return im
+	}
+	out := &Image{W: im.W, H: im.H, C: 3, Pix: make([]uint8, im.W*im.H*3), Label: im.Label}
+	for i, v := range im.Pix {
+		out.Pix[3*i], out.Pix[3*i+1], out.Pix[3*i+2] = v, v, v
+	}
+	return out
+}
