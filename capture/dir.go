@@ -47,6 +47,31 @@ func decodeStd(b []byte, dec func(io.Reader) (image.Image, error)) (*Image, erro
 	return FromImage(m), nil
 }
 
+// DecodeBytes decodes a PNG, JPEG, PGM or PPM image, recognized by its
+// first bytes; images over MaxPixels are refused before decoding.
+func DecodeBytes(b []byte) (*Image, error) {
+	switch {
+	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
+		cfg, err := png.DecodeConfig(bytes.NewReader(b))
+		if err != nil {
+			return nil, fmt.Errorf("PNG: %w", err)
+		}
+		if cfg.Width*cfg.Height > MaxPixels {
+			return nil, fmt.Errorf("PNG of %dx%d is over the %d-pixel limit", cfg.Width, cfg.Height, MaxPixels)
+		}
+		im, err := decodeStd(b, png.Decode)
+		if err != nil {
+			return nil, fmt.Errorf("PNG: %w", err)
+		}
+		return im, nil
+	case bytes.HasPrefix(b, []byte{0xFF, 0xD8}):
+		return DecodeMJPEG(b)
+	case len(b) > 2 && b[0] == 'P' && b[1] >= '2' && b[1] <= '6' && b[1] != '4':
+		return DecodePNM(b)
+	}
+	return nil, fmt.Errorf("not a PNG, JPEG, PGM or PPM image")
+}
+
 // FromImage converts a Go image to 8-bit gray (if it is gray) or RGB.
 func FromImage(m image.Image) *Image {
 	r := m.Bounds()
@@ -114,7 +139,7 @@ func DecodePNM(b []byte) (*Image, error) {
 		vals[i] = v
 	}
 	w, h, maxv := vals[0], vals[1], vals[2]
-	if maxv > 65535 || w*h > 1<<26 {
+	if maxv > 65535 || w*h > MaxPixels {
 		return nil, fmt.Errorf("pnm: implausible header %dx%d max %d", w, h, maxv)
 	}
 	im := &Image{W: w, H: h, C: c, Pix: make([]uint8, w*h*c), Label: -1}

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
@@ -23,6 +24,9 @@ import (
 
 //go:embed presets/*.yaml
 var presetFS embed.FS
+
+//go:embed defaults.yaml
+var defaultsYAML []byte
 
 // DefaultPreset is used when no preset is named.
 const DefaultPreset = "edge-small"
@@ -43,7 +47,37 @@ type Config struct {
 	Compute struct {
 		Backend string `mapstructure:"backend"`
 	} `mapstructure:"compute"`
+	Daemon Daemon `mapstructure:"daemon"`
 }
+
+// Daemon configures `swavd run`. LiveKeys lists those a SIGHUP applies
+// without a restart.
+type Daemon struct {
+	Source             string        `mapstructure:"source"`
+	FPS                float64       `mapstructure:"fps"`
+	CameraWidth        int           `mapstructure:"camera_width"`
+	CameraHeight       int           `mapstructure:"camera_height"`
+	CameraTimeout      time.Duration `mapstructure:"camera_timeout"`
+	Socket             string        `mapstructure:"socket"`
+	SocketGroup        string        `mapstructure:"socket_group"`
+	StateDir           string        `mapstructure:"state_dir"`
+	RingSize           int           `mapstructure:"ring_size"`
+	ReplaySize         int           `mapstructure:"replay_size"`
+	ReplayRecent       float64       `mapstructure:"replay_recent"`
+	MinReplay          int           `mapstructure:"min_replay"`
+	DutyCycle          float64       `mapstructure:"duty_cycle"`
+	PublishEvery       int           `mapstructure:"publish_every"`
+	CheckpointSteps    int           `mapstructure:"checkpoint_steps"`
+	CheckpointInterval time.Duration `mapstructure:"checkpoint_interval"`
+	KeepCheckpoints    int           `mapstructure:"keep_checkpoints"`
+	Exemplars          int           `mapstructure:"exemplars"`
+	RecentWindow       int           `mapstructure:"recent_window"`
+	MaxRequestBytes    int64         `mapstructure:"max_request_bytes"`
+}
+
+// LiveKeys are the daemon keys a reload (SIGHUP) applies to a running daemon.
+var LiveKeys = []string{"daemon.duty_cycle", "daemon.publish_every", "daemon.checkpoint_steps",
+	"daemon.checkpoint_interval", "daemon.keep_checkpoints"}
 
 // Train configures the train command.
 type Train struct {
@@ -128,7 +162,10 @@ func Load(o Options) (*Config, error) {
 	}
 	base := viper.New()
 	base.SetConfigType("yaml")
-	if err := base.ReadConfig(bytes.NewReader(text)); err != nil {
+	if err := base.ReadConfig(bytes.NewReader(defaultsYAML)); err != nil {
+		return nil, fmt.Errorf("config: defaults: %w", err)
+	}
+	if err := base.MergeConfig(bytes.NewReader(text)); err != nil {
 		return nil, fmt.Errorf("config: preset %s: %w", preset, err)
 	}
 	known := map[string]bool{"preset": true}

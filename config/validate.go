@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // rangeErr names the key, its value and what is allowed.
@@ -87,6 +88,7 @@ func (c *Config) Validate() error {
 		intIn("train.checkpoint_every", t.CheckpointEvery, 0, 1<<30),
 		oneOf("compute.backend", c.Compute.Backend, "cpu", "auto", "gl", "gles"),
 	}
+	checks = append(checks, c.Daemon.validate(t.Batch)...)
 	for i, w := range m.Stages {
 		checks = append(checks, intIn(fmt.Sprintf("model.stages[%d]", i), w, 1, 4096))
 	}
@@ -111,4 +113,40 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+func durationIn(key string, v, lo, hi time.Duration) error {
+	if v < lo || v > hi {
+		return rangeErr(key, v, fmt.Sprintf("%v..%v", lo, hi))
+	}
+	return nil
+}
+
+func (d Daemon) validate(batch int) []error {
+	checks := []error{
+		floatIn("daemon.fps", d.FPS, 0.1, 1000),
+		intIn("daemon.camera_width", d.CameraWidth, 16, 8192),
+		intIn("daemon.camera_height", d.CameraHeight, 16, 8192),
+		durationIn("daemon.camera_timeout", d.CameraTimeout, time.Second, time.Hour),
+		intIn("daemon.ring_size", d.RingSize, 1, 1<<16),
+		intIn("daemon.replay_size", d.ReplaySize, batch, 1<<24),
+		floatIn("daemon.replay_recent", d.ReplayRecent, 0, 1),
+		intIn("daemon.min_replay", d.MinReplay, 1, d.ReplaySize),
+		floatIn("daemon.duty_cycle", d.DutyCycle, 0.01, 1),
+		intIn("daemon.publish_every", d.PublishEvery, 1, 1<<20),
+		intIn("daemon.checkpoint_steps", d.CheckpointSteps, 0, 1<<30),
+		durationIn("daemon.checkpoint_interval", d.CheckpointInterval, 0, 1000*time.Hour),
+		intIn("daemon.keep_checkpoints", d.KeepCheckpoints, 1, 1000),
+		intIn("daemon.exemplars", d.Exemplars, 0, 64),
+		intIn("daemon.recent_window", d.RecentWindow, 1, 1<<24),
+	}
+	if d.MaxRequestBytes < 1024 || d.MaxRequestBytes > 1<<30 {
+		checks = append(checks, rangeErr("daemon.max_request_bytes", d.MaxRequestBytes, "1024..1073741824"))
+	}
+	for key, v := range map[string]string{"daemon.source": d.Source, "daemon.socket": d.Socket, "daemon.state_dir": d.StateDir} {
+		if v == "" {
+			checks = append(checks, fmt.Errorf("config: %s is empty", key))
+		}
+	}
+	return checks
 }

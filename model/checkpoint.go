@@ -68,11 +68,9 @@ func writeFileAtomic(path string, data []byte) error {
 	return d.Sync()
 }
 
-// SaveCheckpoint writes the trainer's whole state into dir atomically.
-func SaveCheckpoint(dir string, t *Trainer, meta CheckpointMeta) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
+// EncodeCheckpoint serializes the trainer's whole state: the safetensors
+// bytes (with the metadata inside) and the metadata as indented JSON.
+func EncodeCheckpoint(t *Trainer, meta CheckpointMeta) (tensors, metaJSON []byte, err error) {
 	be := t.M.Backend()
 	meta.Step, meta.Arch, meta.SavedAt = t.Step, t.M.Arch, time.Now().UTC()
 	if t.Queue != nil {
@@ -80,7 +78,7 @@ func SaveCheckpoint(dir string, t *Trainer, meta CheckpointMeta) error {
 	}
 	mj, err := json.Marshal(meta)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	var ts []safetensors.Tensor
 	for _, n := range t.State() {
@@ -90,32 +88,53 @@ func SaveCheckpoint(dir string, t *Trainer, meta CheckpointMeta) error {
 	}
 	var buf bytes.Buffer
 	if err := safetensors.Write(&buf, ts, map[string]string{metaKey: string(mj)}); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	if err := writeFileAtomic(filepath.Join(dir, TensorsFile), buf.Bytes()); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return nil, nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	pretty, _ := json.MarshalIndent(meta, "", "  ")
-	if err := writeFileAtomic(filepath.Join(dir, MetaFile), append(pretty, '\n')); err != nil {
+	return buf.Bytes(), append(pretty, '\n'), nil
+}
+
+// SaveCheckpoint writes the trainer's whole state into dir atomically.
+func SaveCheckpoint(dir string, t *Trainer, meta CheckpointMeta) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	tensors, pretty, err := EncodeCheckpoint(t, meta)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, TensorsFile), tensors); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, MetaFile), pretty); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil
 }
 
+// ParseCheckpoint parses checkpoint tensors and their metadata.
+func ParseCheckpoint(b []byte) (*safetensors.File, CheckpointMeta, error) {
+	var meta CheckpointMeta
+	f, err := safetensors.Parse(b)
+	if err != nil {
+		return nil, meta, err
+	}
+	if err := json.Unmarshal([]byte(f.Metadata[metaKey]), &meta); err != nil {
+		return nil, meta, fmt.Errorf("metadata: %w", err)
+	}
+	return f, meta, nil
+}
+
 // ReadCheckpoint parses dir's tensors and metadata without loading them.
 func ReadCheckpoint(dir string) (*safetensors.File, CheckpointMeta, error) {
-	var meta CheckpointMeta
 	path := filepath.Join(dir, TensorsFile)
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, meta, fmt.Errorf("checkpoint: %w", err)
+		return nil, CheckpointMeta{}, fmt.Errorf("checkpoint: %w", err)
 	}
-	f, err := safetensors.Parse(b)
+	f, meta, err := ParseCheckpoint(b)
 	if err != nil {
 		return nil, meta, fmt.Errorf("checkpoint: %s: %w", path, err)
-	}
-	if err := json.Unmarshal([]byte(f.Metadata[metaKey]), &meta); err != nil {
-		return nil, meta, fmt.Errorf("checkpoint: %s: metadata: %w", path, err)
 	}
 	return f, meta, nil
 }
@@ -127,14 +146,22 @@ func LoadCheckpoint(dir string, t *Trainer) (CheckpointMeta, error) {
 	if err != nil {
 		return meta, err
 	}
+	if err := t.LoadState(f, meta); err != nil {
+		return meta, fmt.Errorf("checkpoint: %s: %w", dir, err)
+	}
+	return meta, nil
+}
+
+// LoadState restores the trainer from parsed checkpoint tensors.
+func (t *Trainer) LoadState(f *safetensors.File, meta CheckpointMeta) error {
 	state := t.State()
 	for _, n := range state {
 		st, ok := f.Tensors[n.Name]
 		if !ok {
-			return meta, fmt.Errorf("checkpoint: %s: no tensor %q (different model?)", dir, n.Name)
+			return fmt.Errorf("no tensor %q (different model?)", n.Name)
 		}
 		if compute.Size(st.Shape) != n.T.Len() || !sameShape(st.Shape, n.T.Shape()) {
-			return meta, fmt.Errorf("checkpoint: %s: tensor %q has shape %v, the model needs %v", dir, n.Name, st.Shape, n.T.Shape())
+			return fmt.Errorf("tensor %q has shape %v, the model needs %v", n.Name, st.Shape, n.T.Shape())
 		}
 	}
 	be := t.M.Backend()
@@ -146,7 +173,7 @@ func LoadCheckpoint(dir string, t *Trainer) (CheckpointMeta, error) {
 		t.Queue.Pos, t.Queue.Filled = meta.QueuePos, meta.QueueFilled
 	}
 	t.take(&t.good)
-	return meta, nil
+	return nil
 }
 
 func sameShape(a, b []int) bool {

@@ -63,13 +63,22 @@ func (s *Session) Step(data []*capture.Image) (StepResult, error) {
 	if len(data) == 0 {
 		return StepResult{}, errors.New("train: no images to train on")
 	}
-	step := s.Trainer.Step
-	rng := rand.New(rand.NewPCG(s.Cfg.Seed, uint64(step)))
+	rng := rand.New(rand.NewPCG(s.Cfg.Seed, uint64(s.Trainer.Step)))
 	for i := range s.imgs {
 		s.imgs[i] = data[rng.IntN(len(data))]
 	}
+	return s.StepOn(s.imgs)
+}
+
+// StepOn trains on exactly these images (train.batch of them, at the
+// working size).
+func (s *Session) StepOn(imgs []*capture.Image) (StepResult, error) {
+	if len(imgs) != s.Cfg.Train.Batch {
+		return StepResult{}, fmt.Errorf("train: %d images for a batch of %d", len(imgs), s.Cfg.Train.Batch)
+	}
+	step := s.Trainer.Step
 	t0 := time.Now()
-	if err := s.Cfg.Views.Fill(s.batch, s.imgs, s.Cfg.Seed^uint64(step)<<20); err != nil {
+	if err := s.Cfg.Views.Fill(s.batch, imgs, s.Cfg.Seed^uint64(step)<<20); err != nil {
 		return StepResult{}, err
 	}
 	aug := time.Since(t0)

@@ -1,5 +1,6 @@
 // Command swavd learns visual clusters with SwAV. Subcommands:
 //
+//	swavd run    the daemon (what systemd starts)
 //	swavd train  train from scratch or resume from a checkpoint directory
 //	swavd eval   kNN accuracy and clustering scores of a checkpoint
 //	swavd bench  training and inference throughput
@@ -23,6 +24,7 @@ type command struct {
 }
 
 var commands = []command{
+	{"run", "run the daemon: capture, continual training, clusters on a local socket", runDaemon},
 	{"train", "train SwAV from scratch, or resume from --out", runTrain},
 	{"eval", "evaluate a checkpoint: kNN top-1, NMI, ARI, non-empty clusters", runEval},
 	{"bench", "measure training and inference throughput", runBench},

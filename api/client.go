@@ -1,0 +1,174 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// DefaultSocket is where the daemon listens unless configured otherwise.
+const DefaultSocket = "/run/swavd/swavd.sock"
+
+// ErrNotRunning means nothing answers on the socket.
+var ErrNotRunning = errors.New("swavd is not running")
+
+// Client talks to a daemon over its Unix socket.
+type Client struct {
+	Socket string
+	http   *http.Client
+}
+
+// NewClient returns a client for the socket at path.
+func NewClient(path string) *Client {
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}}
+	return &Client{Socket: path, http: &http.Client{Transport: tr}}
+}
+
+func (c *Client) do(ctx context.Context, method, path, ctype string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://swavd"+Version+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("%w (nothing listens on %s)", ErrNotRunning, c.Socket)
+		}
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		var e Error
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(b))
+		}
+		return nil, fmt.Errorf("swavd: %s %s: %s: %s", method, path, resp.Status, e.Error)
+	}
+	return resp, nil
+}
+
+func (c *Client) getJSON(ctx context.Context, path string, v any) error {
+	resp, err := c.do(ctx, http.MethodGet, path, "", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// Status is GET /v1/status.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var s Status
+	return &s, c.getJSON(ctx, "/status", &s)
+}
+
+// Clusters is GET /v1/clusters, with PNG exemplars when asked.
+func (c *Client) Clusters(ctx context.Context, exemplars bool) (*Clusters, error) {
+	var cl Clusters
+	path := "/clusters"
+	if exemplars {
+		path += "?exemplars=1"
+	}
+	return &cl, c.getJSON(ctx, path, &cl)
+}
+
+// Prototypes returns the current prototypes as safetensors bytes.
+func (c *Client) Prototypes(ctx context.Context) ([]byte, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/prototypes", "", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
+// Assign sends an encoded image (JPEG, PNG, PGM/PPM) and returns its cluster.
+func (c *Client) Assign(ctx context.Context, image []byte) (*Assignment, error) {
+	resp, err := c.do(ctx, http.MethodPost, "/assign", "application/octet-stream", bytes.NewReader(image))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var a Assignment
+	return &a, json.NewDecoder(resp.Body).Decode(&a)
+}
+
+// Checkpoint asks for a checkpoint now.
+func (c *Client) Checkpoint(ctx context.Context) (*CheckpointResult, error) {
+	resp, err := c.do(ctx, http.MethodPost, "/checkpoint", "", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var r CheckpointResult
+	return &r, json.NewDecoder(resp.Body).Decode(&r)
+}
+
+// Events streams assignments until ctx ends or fn returns an error.
+func (c *Client) Events(ctx context.Context, fn func(Assignment) error) error {
+	resp, err := c.do(ctx, http.MethodGet, "/events", "", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var a Assignment
+		if err := json.Unmarshal([]byte(data), &a); err != nil {
+			return fmt.Errorf("swavd: bad event %q: %w", data, err)
+		}
+		if err := fn(a); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	return errors.New("swavd: the event stream ended")
+}
+
+// Metrics returns the Prometheus text.
+func (c *Client) Metrics(ctx context.Context) (string, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/metrics", "", nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// Wait polls until the daemon answers or timeout passes.
+func (c *Client) Wait(ctx context.Context, timeout time.Duration) (*Status, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		s, err := c.Status(ctx)
+		if err == nil || time.Now().After(deadline) {
+			return s, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+
+	sd "github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/swavd/swavd/api"
+	"github.com/swavd/swavd/compute"
+	"github.com/swavd/swavd/compute/cpu"
+	"github.com/swavd/swavd/compute/gl"
+	"github.com/swavd/swavd/daemon"
+)
+
+// runDaemon is `swavd run`: the service systemd starts.
+func runDaemon(args []string) error {
+	c := newConfigFlags("run")
+	c.key("daemon.socket", "socket", "", "API socket path, or fd:// for systemd socket activation (daemon.socket)")
+	c.key("daemon.state_dir", "state-dir", "", "directory for checkpoints (daemon.state_dir)")
+	c.key("daemon.source", "source", "", "frame source: v4l2:/dev/videoN, idx:PATH, dir:PATH or pattern (daemon.source)")
+	if err := c.fs.Parse(args); err != nil {
+		return err
+	}
+	logger := log.New(os.Stderr, "", 0)
+	if os.Getenv("JOURNAL_STREAM") == "" {
+		logger.SetFlags(log.LstdFlags)
+	}
+	cfg, be, err := c.open("")
+	if err != nil {
+		return err
+	}
+	info := api.Backend{Name: be.Name()}
+	if g, ok := be.(*gl.Backend); ok {
+		in := g.Info()
+		info.Renderer, info.GL = in.Renderer, in.Version
+	}
+	var fallback func() compute.Backend
+	if cfg.Compute.Backend == "auto" {
+		fallback = func() compute.Backend { return cpu.New() }
+	}
+	notify := func(state string) { sd.SdNotify(false, state) }
+	wd, _ := sd.SdWatchdogEnabled(false)
+	d, err := daemon.New(daemon.Options{Config: cfg, Version: version, Backend: be, Info: info, Fallback: fallback,
+		Notify: notify, Watchdog: wd, Logf: logger.Printf})
+	if err != nil {
+		be.Close()
+		return err
+	}
+	defer be.Close()
+	defer d.Close()
+	ln, err := daemon.Listen(cfg.Daemon.Socket, cfg.Daemon.SocketGroup)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			notify("RELOADING=1")
+			if next, err := c.load(""); err != nil {
+				logger.Printf("reload: keeping the running configuration: %v", err)
+			} else if err := d.Reload(next); err != nil {
+				logger.Printf("%v", err)
+			} else {
+				logger.Printf("reload: applied")
+			}
+			notify("READY=1")
+		}
+	}()
+	if err := d.Run(ctx, ln); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	logger.Printf("stopped")
+	return nil
+}

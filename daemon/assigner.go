@@ -1,0 +1,153 @@
+package daemon
+
+import (
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/swavd/swavd/augment"
+	"github.com/swavd/swavd/capture"
+	"github.com/swavd/swavd/compute"
+	"github.com/swavd/swavd/compute/cpu"
+	"github.com/swavd/swavd/config"
+	"github.com/swavd/swavd/model"
+)
+
+// Assigner gives frames their cluster: the center view through the encoder
+// in inference mode, the head and the prototypes, then a softmax at the
+// SwAV temperature. It runs on its own CPU backend with a copy of the
+// weights the trainer publishes every few steps, so assigning a frame
+// never waits for a training step (on either backend) and a training step
+// never sees half-updated weights.
+type Assigner struct {
+	mu    sync.Mutex
+	be    compute.Backend
+	m     *model.Model
+	views *augment.Views
+	size  int // input side: the global crop size the network trains on
+	inSz  int // working size frames arrive at
+	inC   int
+	temp  float64
+	step  int
+	host  []float32
+	sc    []float32
+	tmp   [][]float32 // host copies of the published tensors
+}
+
+// NewAssigner builds an assigner with freshly initialized weights.
+func NewAssigner(cfg *config.Config) (*Assigner, error) {
+	be := cpu.New()
+	m, err := model.New(be, cfg.Model, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	s := cfg.Views.Global.Size
+	v := cfg.Views
+	return &Assigner{be: be, m: m, views: &v, size: s, inSz: cfg.Input.Size, inC: cfg.Input.Channels,
+		temp: cfg.SwAV.Temperature, host: make([]float32, 3*s*s), sc: make([]float32, cfg.Model.Prototypes)}, nil
+}
+
+// Close releases the assigner's model.
+func (a *Assigner) Close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.m.Close()
+}
+
+func inferenceState(m *model.Model) []compute.Tensor {
+	var ts []compute.Tensor
+	for _, p := range m.Params() {
+		ts = append(ts, p.W)
+	}
+	_, bufs := m.Buffers()
+	return append(ts, bufs...)
+}
+
+// Publish copies the weights and batch-norm statistics of src (the
+// trainer's model, on any backend) taken at the given step.
+func (a *Assigner) Publish(src *model.Model, step int) {
+	from := inferenceState(src)
+	if a.tmp == nil {
+		for _, t := range from {
+			a.tmp = append(a.tmp, make([]float32, t.Len()))
+		}
+	}
+	sbe := src.Backend()
+	for i, t := range from { // download outside the lock: assignment goes on meanwhile
+		sbe.Download(a.tmp[i], t)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, t := range inferenceState(a.m) {
+		a.be.Upload(t, a.tmp[i])
+	}
+	a.step = step
+}
+
+// Step is the training step of the weights in use.
+func (a *Assigner) Step() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.step
+}
+
+// Assign returns the cluster of a frame at the working size, its
+// probability, and (if probs is not nil) every cluster's probability.
+func (a *Assigner) Assign(im *capture.Image, probs []float32) (cluster int, conf float64, step int, err error) {
+	if im.W != a.inSz || im.H != a.inSz || im.C != a.inC {
+		return 0, 0, 0, fmt.Errorf("assign: frame %dx%dx%d, want %dx%dx%d", im.W, im.H, im.C, a.inSz, a.inSz, a.inC)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.views.Resize(a.host, 1, 0, a.size, im)
+	ctx := &model.Ctx{Be: a.be}
+	x := ctx.New(3, 1, a.size, a.size)
+	a.be.Upload(x, a.host)
+	s := a.m.Scores(ctx, a.m.Features(ctx, x))
+	a.be.Download(a.sc, s)
+	ctx.Free()
+	cluster, conf = softmax(a.sc, a.temp, probs)
+	if math.IsNaN(conf) {
+		return 0, 0, a.step, fmt.Errorf("assign: the model gave non-finite scores")
+	}
+	return cluster, conf, a.step, nil
+}
+
+// softmax of scores/temp: the argmax and its probability; all
+// probabilities into probs when it is not nil.
+func softmax(scores []float32, temp float64, probs []float32) (int, float64) {
+	best := 0
+	for i, v := range scores {
+		if v > scores[best] {
+			best = i
+		}
+	}
+	mx := float64(scores[best])
+	var sum float64
+	for _, v := range scores {
+		sum += math.Exp((float64(v) - mx) / temp)
+	}
+	if probs != nil {
+		for i, v := range scores {
+			probs[i] = float32(math.Exp((float64(v)-mx)/temp) / sum)
+		}
+	}
+	return best, 1 / sum
+}
+
+// fitFrame brings a captured frame to the working size and channels.
+func fitFrame(im *capture.Image, size, channels int) *capture.Image {
+	if im.W == size && im.H == size && im.C == channels {
+		return im
+	}
+	return augment.Fit(im, size, channels)
+}
+
+// Prototypes returns a copy of the prototypes in use and their step.
+func (a *Assigner) Prototypes() ([]float32, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := make([]float32, a.m.Prototypes.W.Len())
+	a.be.Download(p, a.m.Prototypes.W)
+	return p, a.step
+}

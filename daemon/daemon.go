@@ -1,0 +1,470 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/swavd/swavd/api"
+	"github.com/swavd/swavd/capture"
+	"github.com/swavd/swavd/compute"
+	"github.com/swavd/swavd/config"
+	"github.com/swavd/swavd/model"
+	"github.com/swavd/swavd/train"
+)
+
+// Options are what the daemon is built from.
+type Options struct {
+	Config  *config.Config
+	Version string
+	// Backend is the training backend and Info what to report of it.
+	Backend compute.Backend
+	Info    api.Backend
+	// Fallback opens the CPU backend when the training backend fails
+	// mid-run (compute.backend auto); nil means training stops instead.
+	Fallback func() compute.Backend
+	// Source overrides the configured daemon.source (tests, benchmarks).
+	Source capture.Source
+	// Notify sends a systemd notification (READY=1, STATUS=..., WATCHDOG=1);
+	// nil sends none. Watchdog is the systemd watchdog interval (0: off).
+	Notify   func(state string)
+	Watchdog time.Duration
+	Logf     func(format string, args ...any)
+}
+
+// Daemon is a running swavd: capture, assigner, trainer, API.
+type Daemon struct {
+	o       Options
+	cfg     atomic.Pointer[config.Config] // live keys change on Reload
+	started time.Time
+	src     capture.Source
+	ring    *Ring
+	replay  *Replay
+	stats   *Stats
+	assign  *Assigner
+	ckpts   *Checkpoints
+	events  *broadcaster
+	lat     *latencies
+	ckptReq chan chan ckptResult
+
+	mu       sync.Mutex // guards what follows
+	sess     *train.Session
+	backend  api.Backend
+	training api.Training
+	last     *api.Checkpoint
+	ckptErr  string
+	rates    rates
+
+	framesIn, assigned, ckptFails atomic.Uint64
+	lastFrame, trainerBeat        atomic.Int64 // unix nanos
+}
+
+type ckptResult struct {
+	c   api.Checkpoint
+	err error
+}
+
+// New builds the daemon and restores the newest valid checkpoint from the
+// state directory.
+func New(o Options) (*Daemon, error) {
+	cfg := o.Config
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	if o.Notify == nil {
+		o.Notify = func(string) {}
+	}
+	dc := cfg.Daemon
+	d := &Daemon{o: o, started: time.Now(), ring: NewRing(dc.RingSize),
+		replay: NewReplay(dc.ReplaySize, cfg.Input.Size, cfg.Input.Channels, dc.ReplayRecent, cfg.Seed),
+		stats:  NewStats(cfg.Model.Prototypes, dc.RecentWindow, dc.Exemplars),
+		events: newBroadcaster(), lat: newLatencies(4096), ckptReq: make(chan chan ckptResult),
+		backend: o.Info}
+	d.cfg.Store(cfg)
+	var err error
+	if d.ckpts, err = NewCheckpoints(dc.StateDir+"/checkpoints", dc.KeepCheckpoints); err != nil {
+		return nil, err
+	}
+	if d.assign, err = NewAssigner(cfg); err != nil {
+		return nil, err
+	}
+	if d.sess, err = train.NewSession(o.Backend, cfg); err != nil {
+		d.assign.Close()
+		return nil, err
+	}
+	d.restore()
+	d.assign.Publish(d.sess.Model, d.sess.Trainer.Step)
+	d.training = api.Training{State: "waiting", Step: d.sess.Trainer.Step, ReplayCap: d.replay.Cap(),
+		Batch: cfg.Train.Batch, Prototypes: cfg.Model.Prototypes, DutyCycle: dc.DutyCycle}
+	if o.Source != nil {
+		d.src = o.Source
+	} else if d.src, err = capture.OpenStream(dc.Source, capture.StreamOptions{FPS: dc.FPS, Width: dc.CameraWidth,
+		Height: dc.CameraHeight, Timeout: dc.CameraTimeout}); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Close releases the model and the source.
+func (d *Daemon) Close() {
+	if d.src != nil {
+		d.src.Close()
+	}
+	d.sess.Close()
+	d.assign.Close()
+}
+
+// Checkpoint file names.
+const (
+	fileStats  = "stats.json"
+	fileReplay = "replay.bin"
+)
+
+// restore loads the newest checkpoint that is whole; the model must load,
+// statistics and replay frames are restored when they still fit.
+func (d *Daemon) restore() {
+	dir, skipped := d.ckpts.Restore(func(files map[string][]byte) error {
+		f, meta, err := model.ParseCheckpoint(files[model.TensorsFile])
+		if err != nil {
+			return err
+		}
+		if err := d.sess.Trainer.LoadState(f, meta); err != nil {
+			return err
+		}
+		if b, ok := files[fileStats]; ok {
+			if err := json.Unmarshal(b, d.stats); err != nil {
+				d.o.Logf("checkpoint: cluster statistics not restored: %v", err)
+			}
+		}
+		if b, ok := files[fileReplay]; ok {
+			if err := d.replay.Restore(bytes.NewReader(b)); err != nil {
+				d.o.Logf("checkpoint: replay frames not restored: %v", err)
+			}
+		}
+		return nil
+	})
+	for _, err := range skipped {
+		d.o.Logf("%v", err)
+	}
+	if dir != "" {
+		d.o.Logf("resumed from %s at step %d with %d replay frames", dir, d.sess.Trainer.Step, d.replay.Len())
+	}
+}
+
+// Run serves until ctx ends, then stops capture, finishes the training
+// step under way, writes a final checkpoint and returns.
+func (d *Daemon) Run(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: d.Handler(), ConnContext: withPeerCred, ReadHeaderTimeout: 10 * time.Second}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+
+	work, stopWork := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	run := func(fn func(context.Context)) { wg.Add(1); go func() { defer wg.Done(); fn(work) }() }
+	run(d.captureLoop)
+	run(d.assignLoop)
+	trainDone := make(chan struct{})
+	go func() { d.trainLoop(work); close(trainDone) }()
+	run(d.monitor)
+	d.o.Notify("READY=1")
+	d.o.Logf("serving on %s: source %s, backend %s, preset %s", ln.Addr(), d.src.Status().Spec, d.backendInfo().Name, d.config().Preset)
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-srvErr:
+		err = fmt.Errorf("api: %w", err)
+	}
+	d.o.Notify("STOPPING=1")
+	stopWork()
+	<-trainDone
+	if _, cerr := d.checkpointNow(); cerr != nil {
+		d.o.Logf("final checkpoint: %v", cerr)
+	}
+	shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	d.events.close()
+	srv.Shutdown(shut)
+	wg.Wait()
+	return err
+}
+
+func (d *Daemon) config() *config.Config { return d.cfg.Load() }
+
+func (d *Daemon) backendInfo() api.Backend {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.backend
+}
+
+// Reload applies the live keys of cfg and reports the other changes,
+// which need a restart.
+func (d *Daemon) Reload(cfg *config.Config) error {
+	cur := *d.config()
+	live := cur
+	live.Daemon.DutyCycle, live.Daemon.PublishEvery = cfg.Daemon.DutyCycle, cfg.Daemon.PublishEvery
+	live.Daemon.CheckpointSteps, live.Daemon.CheckpointInterval = cfg.Daemon.CheckpointSteps, cfg.Daemon.CheckpointInterval
+	live.Daemon.KeepCheckpoints = cfg.Daemon.KeepCheckpoints
+	d.cfg.Store(&live)
+	d.mu.Lock()
+	d.ckpts.Keep = live.Daemon.KeepCheckpoints
+	d.training.DutyCycle = live.Daemon.DutyCycle
+	d.mu.Unlock()
+	if !reflect.DeepEqual(&live, cfg) {
+		return fmt.Errorf("reload: applied %v; other changed keys take effect on restart", config.LiveKeys)
+	}
+	return nil
+}
+
+func (d *Daemon) captureLoop(ctx context.Context) {
+	cfg := d.config()
+	var seq uint64
+	for {
+		im, err := d.src.Next(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				d.o.Logf("capture: %v", err)
+			}
+			return
+		}
+		at := time.Now()
+		d.lastFrame.Store(at.UnixNano())
+		if err := im.Validate(); err != nil {
+			continue
+		}
+		fit := fitFrame(im, cfg.Input.Size, cfg.Input.Channels)
+		seq++
+		d.framesIn.Add(1)
+		d.ring.Push(Frame{Seq: seq, At: at, Img: fit})
+		d.replay.Add(fit)
+	}
+}
+
+func (d *Daemon) assignLoop(ctx context.Context) {
+	for {
+		f, ok := d.ring.Pop(ctx)
+		if !ok {
+			return
+		}
+		c, conf, step, err := d.assign.Assign(f.Img, nil)
+		if err != nil {
+			d.o.Logf("assign: frame %d: %v", f.Seq, err)
+			continue
+		}
+		now := time.Now()
+		lat := now.Sub(f.At)
+		d.lat.add(lat)
+		d.stats.Add(c, conf, now, f.Img)
+		d.assigned.Add(1)
+		ev := api.Assignment{Seq: f.Seq, At: now, Cluster: c, Confidence: conf, LatencyMS: lat.Seconds() * 1e3, Step: step}
+		if f.Img.Label >= 0 {
+			l := f.Img.Label
+			ev.Label = &l
+		}
+		d.events.publish(ev)
+	}
+}
+
+// beat marks the trainer alive for the watchdog.
+func (d *Daemon) beat() { d.trainerBeat.Store(time.Now().UnixNano()) }
+
+func (d *Daemon) setTraining(fn func(t *api.Training)) {
+	d.mu.Lock()
+	fn(&d.training)
+	d.mu.Unlock()
+}
+
+// idle waits up to dur while answering checkpoint requests.
+func (d *Daemon) idle(ctx context.Context, dur time.Duration) bool {
+	t := time.NewTimer(dur)
+	defer t.Stop()
+	for {
+		d.beat()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case req := <-d.ckptReq:
+			c, err := d.checkpointNow()
+			req <- ckptResult{c, err}
+		}
+	}
+}
+
+func (d *Daemon) trainLoop(ctx context.Context) {
+	cfg := d.config()
+	imgs := make([]*capture.Image, cfg.Train.Batch)
+	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(d.sess.Trainer.Step)))
+	lastCkpt, lastCkptStep := time.Now(), d.sess.Trainer.Step
+	failed := false
+	for ctx.Err() == nil {
+		dc := d.config().Daemon
+		if failed || d.replay.Len() < dc.MinReplay {
+			if !d.idle(ctx, 100*time.Millisecond) {
+				return
+			}
+			continue
+		}
+		d.setTraining(func(t *api.Training) { t.State = "training" })
+		if err := d.replay.Sample(imgs, rng); err != nil {
+			d.o.Logf("train: %v", err)
+			continue
+		}
+		t0 := time.Now()
+		r, err := d.sess.StepOn(imgs)
+		took := time.Since(t0)
+		d.beat()
+		if err != nil {
+			failed = !d.recoverBackend(err)
+			continue
+		}
+		step := d.sess.Trainer.Step
+		d.setTraining(func(t *api.Training) {
+			t.Step, t.Loss, t.LR = step, r.Loss, r.LR
+			if r.Discarded {
+				t.Discarded++
+			}
+			sps := float64(cfg.Train.Batch) / took.Seconds()
+			if t.SamplesPS == 0 {
+				t.SamplesPS = sps
+			}
+			t.SamplesPS = 0.9*t.SamplesPS + 0.1*sps
+		})
+		if r.Discarded {
+			d.o.Logf("train: step %d: loss not finite; undone, weights restored", step)
+		}
+		if step%dc.PublishEvery == 0 {
+			d.assign.Publish(d.sess.Model, step)
+		}
+		if (dc.CheckpointSteps > 0 && step-lastCkptStep >= dc.CheckpointSteps) ||
+			(dc.CheckpointInterval > 0 && time.Since(lastCkpt) >= dc.CheckpointInterval) {
+			if _, err := d.checkpointNow(); err != nil {
+				d.o.Logf("%v", err)
+			}
+			lastCkpt, lastCkptStep = time.Now(), step
+		}
+		// Duty cycle: rest so that work is dc.DutyCycle of wall time.
+		if rest := time.Duration(float64(took) * (1 - dc.DutyCycle) / dc.DutyCycle); rest > 0 {
+			if !d.idle(ctx, rest) {
+				return
+			}
+		} else if !d.idle(ctx, 0) {
+			return
+		}
+	}
+}
+
+// recoverBackend handles a failed step: a device error moves training to
+// the CPU when a fallback is configured (restoring the newest checkpoint);
+// anything else stops training while capture, assignment and the API go
+// on. It reports whether training can continue.
+func (d *Daemon) recoverBackend(stepErr error) bool {
+	d.o.Logf("train: %v", stepErr)
+	var fb compute.Backend
+	if d.o.Fallback != nil && d.o.Backend.Name() != "cpu" {
+		fb = d.o.Fallback()
+	}
+	if fb == nil {
+		d.setTraining(func(t *api.Training) { t.State, t.LastError = "failed", stepErr.Error() })
+		return false
+	}
+	sess, err := train.NewSession(fb, d.config())
+	if err != nil {
+		d.setTraining(func(t *api.Training) { t.State, t.LastError = "failed", err.Error() })
+		return false
+	}
+	d.sess.Close()
+	d.sess = sess
+	d.o.Backend = fb
+	d.restore()
+	d.assign.Publish(d.sess.Model, d.sess.Trainer.Step)
+	d.mu.Lock()
+	d.backend = api.Backend{Name: fb.Name(), Fallback: stepErr.Error()}
+	d.training.LastError = stepErr.Error()
+	d.mu.Unlock()
+	d.o.Logf("train: moved to the CPU backend at step %d", d.sess.Trainer.Step)
+	return true
+}
+
+// checkpointNow writes a checkpoint; only the trainer goroutine (or Run
+// after it stopped) calls it, so the state is between steps.
+func (d *Daemon) checkpointNow() (api.Checkpoint, error) {
+	cfg := d.config()
+	d.mu.Lock()
+	failed := d.training.State == "failed"
+	d.mu.Unlock()
+	if failed {
+		return api.Checkpoint{}, errors.New("checkpoint: training failed; the last checkpoint is kept")
+	}
+	cj, _ := json.Marshal(cfg)
+	tensors, meta, err := model.EncodeCheckpoint(d.sess.Trainer, model.CheckpointMeta{Version: d.o.Version, Preset: cfg.Preset, Config: cj})
+	if err == nil {
+		var stats []byte
+		stats, err = json.Marshal(d.stats)
+		var rb bytes.Buffer
+		if err == nil {
+			_, err = d.replay.WriteTo(&rb)
+		}
+		if err == nil {
+			var c api.Checkpoint
+			c, err = d.ckpts.Save(d.sess.Trainer.Step, map[string][]byte{model.TensorsFile: tensors,
+				model.MetaFile: meta, fileStats: stats, fileReplay: rb.Bytes()})
+			if err == nil {
+				d.mu.Lock()
+				d.last, d.ckptErr = &c, ""
+				d.mu.Unlock()
+				return c, nil
+			}
+		}
+	}
+	d.ckptFails.Add(1)
+	d.mu.Lock()
+	d.ckptErr = err.Error()
+	d.mu.Unlock()
+	return api.Checkpoint{}, err
+}
+
+// RequestCheckpoint asks the trainer for a checkpoint between steps.
+func (d *Daemon) RequestCheckpoint(ctx context.Context) (api.Checkpoint, error) {
+	ch := make(chan ckptResult, 1)
+	select {
+	case d.ckptReq <- ch:
+	case <-ctx.Done():
+		return api.Checkpoint{}, ctx.Err()
+	}
+	select {
+	case r := <-ch:
+		return r.c, r.err
+	case <-ctx.Done():
+		return api.Checkpoint{}, ctx.Err()
+	}
+}
+
+// Status is the daemon's state for /v1/status.
+func (d *Daemon) Status() api.Status {
+	cfg := d.config()
+	st := d.src.Status()
+	d.mu.Lock()
+	s := api.Status{Version: d.o.Version, Preset: cfg.Preset, StartedAt: d.started, UptimeS: time.Since(d.started).Seconds(),
+		Backend: d.backend, Training: d.training, LastCheckpoint: d.last, CheckpointError: d.ckptErr}
+	r := d.rates
+	d.mu.Unlock()
+	s.Camera = api.Camera{Source: st.Spec, State: st.State, Format: st.Format, LastError: st.LastError, Reconnects: st.Reconnects,
+		FramesIn: d.framesIn.Load(), Corrupt: st.Corrupt, Dropped: d.ring.Dropped(), Assigned: d.assigned.Load(),
+		FPSIn: r.in, FPSDropped: r.dropped}
+	s.Training.Replay = d.replay.Len()
+	s.Training.ModelStep = d.assign.Step()
+	s.Clusters = d.stats.Usage()
+	return s
+}

@@ -1,0 +1,63 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/swavd/swavd/capture"
+)
+
+// rates are frames per second over the last monitor period.
+type rates struct{ in, dropped float64 }
+
+// monitor updates the rates, sends systemd STATUS= lines and, while
+// capture and training make progress, WATCHDOG=1.
+func (d *Daemon) monitor(ctx context.Context) {
+	period := time.Second
+	if d.o.Watchdog > 0 {
+		period = min(period, d.o.Watchdog/3)
+	}
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	lastIn, lastDrop, lastT := d.framesIn.Load(), d.ring.Dropped(), time.Now()
+	d.beat()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			in, drop := d.framesIn.Load(), d.ring.Dropped()
+			dt := now.Sub(lastT).Seconds()
+			d.mu.Lock()
+			d.rates = rates{in: float64(in-lastIn) / dt, dropped: float64(drop-lastDrop) / dt}
+			d.mu.Unlock()
+			lastIn, lastDrop, lastT = in, drop, now
+			s := d.Status()
+			d.o.Notify(fmt.Sprintf("STATUS=step %d, loss %.4f, %.1f fps in, %s, %d/%d clusters used",
+				s.Training.Step, s.Training.Loss, s.Camera.FPSIn, s.Camera.State, s.Clusters.Used, s.Clusters.K))
+			if d.o.Watchdog > 0 {
+				if why := d.stalled(now); why == "" {
+					d.o.Notify("WATCHDOG=1")
+				} else {
+					d.o.Logf("watchdog: not petting systemd: %s", why)
+				}
+			}
+		}
+	}
+}
+
+// stalled says what has made no progress within the watchdog interval:
+// capture (a camera that is reconnecting counts as progress: that is
+// handled), or the trainer.
+func (d *Daemon) stalled(now time.Time) string {
+	wd := d.o.Watchdog
+	st := d.src.Status().State
+	if last := time.Unix(0, d.lastFrame.Load()); st == capture.StateStreaming && now.Sub(last) > wd && now.Sub(d.started) > wd {
+		return fmt.Sprintf("no frame for %v", now.Sub(last).Round(time.Millisecond))
+	}
+	if last := time.Unix(0, d.trainerBeat.Load()); now.Sub(last) > wd {
+		return fmt.Sprintf("the trainer has been silent for %v", now.Sub(last).Round(time.Millisecond))
+	}
+	return ""
+}

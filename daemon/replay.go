@@ -1,0 +1,160 @@
+package daemon
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+
+	"github.com/swavd/swavd/capture"
+)
+
+// Replay is the training memory: a fixed number of frames stored as uint8
+// at the working size, in one allocation. A share of the slots holds the
+// newest frames (a ring) so training follows the scene as it changes; the
+// rest is a reservoir sample of everything seen, so it does not forget.
+type Replay struct {
+	mu        sync.Mutex
+	w, h, c   int
+	pix       []uint8 // capacity frames of w*h*c bytes
+	labels    []int32
+	recentCap int // slots [0, recentCap) are the recent ring
+	recentPos int
+	recentLen int
+	resLen    int    // filled reservoir slots, after recentCap
+	seen      uint64 // frames offered to the reservoir
+	rng       *rand.Rand
+}
+
+// NewReplay makes a buffer of capacity frames of size x size x channels,
+// recentShare of them for the newest frames.
+func NewReplay(capacity, size, channels int, recentShare float64, seed uint64) *Replay {
+	rc := int(float64(capacity) * recentShare)
+	return &Replay{w: size, h: size, c: channels, pix: make([]uint8, capacity*size*size*channels),
+		labels: make([]int32, capacity), recentCap: rc, rng: rand.New(rand.NewPCG(seed, 0x7e91a7))}
+}
+
+func (r *Replay) frameBytes() int { return r.w * r.h * r.c }
+func (r *Replay) capacity() int   { return len(r.labels) }
+
+// Len is the number of frames held.
+func (r *Replay) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.recentLen + r.resLen
+}
+
+// Cap is the number of frames it can hold.
+func (r *Replay) Cap() int { return r.capacity() }
+
+func (r *Replay) put(slot int, im *capture.Image) {
+	fb := r.frameBytes()
+	copy(r.pix[slot*fb:(slot+1)*fb], im.Pix)
+	r.labels[slot] = int32(im.Label)
+}
+
+// Add stores a frame (already at the working size and channel count).
+func (r *Replay) Add(im *capture.Image) error {
+	if im.W != r.w || im.H != r.h || im.C != r.c {
+		return fmt.Errorf("replay: frame %dx%dx%d, want %dx%dx%d", im.W, im.H, im.C, r.w, r.h, r.c)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.recentCap > 0 {
+		r.put(r.recentPos, im)
+		r.recentPos = (r.recentPos + 1) % r.recentCap
+		r.recentLen = min(r.recentLen+1, r.recentCap)
+	}
+	resCap := r.capacity() - r.recentCap
+	if resCap == 0 {
+		return nil
+	}
+	r.seen++
+	if r.resLen < resCap {
+		r.put(r.recentCap+r.resLen, im)
+		r.resLen++
+	} else if j := r.rng.Uint64N(r.seen); j < uint64(resCap) { // Algorithm R
+		r.put(r.recentCap+int(j), im)
+	}
+	return nil
+}
+
+// Sample fills dst with frames drawn uniformly from those held; the images
+// in dst are reused between calls.
+func (r *Replay) Sample(dst []*capture.Image, rng *rand.Rand) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.recentLen + r.resLen
+	if n == 0 {
+		return fmt.Errorf("replay: empty")
+	}
+	fb := r.frameBytes()
+	for i := range dst {
+		k := rng.IntN(n)
+		slot := k
+		if k >= r.recentLen {
+			slot = r.recentCap + k - r.recentLen
+		}
+		if dst[i] == nil || len(dst[i].Pix) != fb {
+			dst[i] = &capture.Image{W: r.w, H: r.h, C: r.c, Pix: make([]uint8, fb)}
+		}
+		copy(dst[i].Pix, r.pix[slot*fb:(slot+1)*fb])
+		dst[i].Label = int(r.labels[slot])
+	}
+	return nil
+}
+
+const replayMagic = "SWAVRPL1"
+
+// WriteTo serializes the buffer (header, labels, pixels).
+func (r *Replay) WriteTo(w io.Writer) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	bw := bufio.NewWriter(w)
+	hdr := []uint64{uint64(r.w), uint64(r.h), uint64(r.c), uint64(r.capacity()), uint64(r.recentCap),
+		uint64(r.recentPos), uint64(r.recentLen), uint64(r.resLen), r.seen}
+	bw.WriteString(replayMagic)
+	binary.Write(bw, binary.LittleEndian, hdr)
+	binary.Write(bw, binary.LittleEndian, r.labels)
+	bw.Write(r.pix)
+	n := int64(len(replayMagic) + 8*len(hdr) + 4*len(r.labels) + len(r.pix))
+	return n, bw.Flush()
+}
+
+// Restore reads a buffer written by WriteTo; its geometry must match.
+func (r *Replay) Restore(rd io.Reader) error {
+	br := bufio.NewReader(rd)
+	magic := make([]byte, len(replayMagic))
+	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != replayMagic {
+		return fmt.Errorf("replay: not a replay buffer file")
+	}
+	hdr := make([]uint64, 9)
+	if err := binary.Read(br, binary.LittleEndian, hdr); err != nil {
+		return fmt.Errorf("replay: header: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	want := []uint64{uint64(r.w), uint64(r.h), uint64(r.c), uint64(r.capacity()), uint64(r.recentCap)}
+	for i, v := range want {
+		if hdr[i] != v {
+			return fmt.Errorf("replay: saved as %dx%dx%d x %d frames (%d recent); configured %dx%dx%d x %d (%d recent)",
+				hdr[0], hdr[1], hdr[2], hdr[3], hdr[4], r.w, r.h, r.c, r.capacity(), r.recentCap)
+		}
+	}
+	if hdr[5] >= uint64(max(r.recentCap, 1)) || hdr[6] > uint64(r.recentCap) || hdr[7] > uint64(r.capacity()-r.recentCap) {
+		return fmt.Errorf("replay: inconsistent header")
+	}
+	labels := make([]int32, len(r.labels))
+	if err := binary.Read(br, binary.LittleEndian, labels); err != nil {
+		return fmt.Errorf("replay: labels: %w", err)
+	}
+	pix := make([]uint8, len(r.pix))
+	if _, err := io.ReadFull(br, pix); err != nil {
+		return fmt.Errorf("replay: pixels: %w", err)
+	}
+	r.labels, r.pix = labels, pix
+	r.recentPos, r.recentLen, r.resLen, r.seen = int(hdr[5]), int(hdr[6]), int(hdr[7]), hdr[8]
+	return nil
+}
