@@ -7,17 +7,19 @@ PREFIX  ?= /usr/local
 BIN     := bin
 STEPS   ?= 1500
 OUT     ?= runs/default
+RUNDIR  ?= run
 
 # Debian packages: gcc, libc6-dev and pkg-config for cgo (the SGEMM kernel,
 # the EGL context); EGL/GL/GLES headers and Mesa (llvmpipe) so the GL
 # backend builds everywhere and its tests run without a GPU; Fashion-MNIST
-# for the default replay source and the tests.
+# for the default replay source and the tests; systemd for
+# `systemd-analyze verify` of the unit files in the tests.
 DEB_PACKAGES := gcc libc6-dev pkg-config libegl-dev libgl-dev libgles-dev libegl-mesa0 libgl1-mesa-dri \
-	dataset-fashion-mnist
+	dataset-fashion-mnist systemd
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test run bench install clean testframes
+.PHONY: all deps build test run train bench install clean testframes
 
 all: build
 
@@ -38,17 +40,33 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test ./...
 
-# The built-in default: train edge-small on Fashion-MNIST, resuming from
-# $(OUT) if it holds a checkpoint. Ctrl-C saves a checkpoint and stops.
+# The built-in default: the daemon on a Fashion-MNIST replay at 30 fps
+# (this machine has no camera), its socket and state under $(RUNDIR).
+# In another terminal: bin/swavctl --socket $(RUNDIR)/swavd.sock status
+# Ctrl-C writes a checkpoint and stops; the next run resumes from it.
 run: deps build
+	$(BIN)/swavd run --socket $(RUNDIR)/swavd.sock --state-dir $(RUNDIR)/state
+
+# Offline training of edge-small for STEPS steps into OUT (resumes).
+train: deps build
 	$(BIN)/swavd train --steps $(STEPS) --out $(OUT)
 
 bench: deps build
 	$(BIN)/swavd bench --preset edge-small --steps 20 --json
+	$(BIN)/swavd bench --pipeline --preset edge-small --json
 
+# Binaries, units (service + socket), the swavd user, and a commented
+# default config (kept if one exists). Then: systemctl enable --now swavd.socket swavd
+UNITDIR ?= /etc/systemd/system
 install: build
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(BIN)/swavd $(DESTDIR)$(PREFIX)/bin/swavd
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/swavd $(DESTDIR)/etc/sysusers.d $(DESTDIR)$(PREFIX)/share/doc/swavd
+	install -m 0755 $(BIN)/swavd $(BIN)/swavctl $(DESTDIR)$(PREFIX)/bin/
+	sed 's|/usr/local/bin/swavd|$(PREFIX)/bin/swavd|' systemd/swavd.service > $(DESTDIR)$(UNITDIR)/swavd.service
+	install -m 0644 systemd/swavd.socket $(DESTDIR)$(UNITDIR)/swavd.socket
+	install -m 0644 systemd/swavd.sysusers $(DESTDIR)/etc/sysusers.d/swavd.conf
+	[ -e $(DESTDIR)/etc/swavd/swavd.yaml ] || install -m 0644 systemd/swavd.yaml $(DESTDIR)/etc/swavd/swavd.yaml
+	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/swavd/README.md
+	[ -n "$(DESTDIR)" ] || (systemd-sysusers /etc/sysusers.d/swavd.conf && systemctl daemon-reload) || true
 
 clean:
 	rm -rf $(BIN)

@@ -22,6 +22,7 @@ func (d *Daemon) monitor(ctx context.Context) {
 	defer tick.Stop()
 	lastIn, lastDrop, lastT := d.framesIn.Load(), d.ring.Dropped(), time.Now()
 	d.beat()
+	petting := true
 	for {
 		select {
 		case <-ctx.Done():
@@ -37,10 +38,17 @@ func (d *Daemon) monitor(ctx context.Context) {
 			d.o.Notify(fmt.Sprintf("STATUS=step %d, loss %.4f, %.1f fps in, %s, %d/%d clusters used",
 				s.Training.Step, s.Training.Loss, s.Camera.FPSIn, s.Camera.State, s.Clusters.Used, s.Clusters.K))
 			if d.o.Watchdog > 0 {
-				if why := d.stalled(now); why == "" {
+				why := d.stalled(now)
+				if why == "" {
 					d.o.Notify("WATCHDOG=1")
-				} else {
-					d.o.Logf("watchdog: not petting systemd: %s", why)
+				}
+				if petting != (why == "") { // log changes only
+					petting = why == ""
+					if petting {
+						d.o.Logf("watchdog: progress again; petting systemd")
+					} else {
+						d.o.Logf("watchdog: not petting systemd: %s", why)
+					}
 				}
 			}
 		}

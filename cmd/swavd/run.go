@@ -8,8 +8,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	sd "github.com/coreos/go-systemd/v22/daemon"
-
 	"github.com/swavd/swavd/api"
 	"github.com/swavd/swavd/compute"
 	"github.com/swavd/swavd/compute/cpu"
@@ -43,8 +41,7 @@ func runDaemon(args []string) error {
 	if cfg.Compute.Backend == "auto" {
 		fallback = func() compute.Backend { return cpu.New() }
 	}
-	notify := func(state string) { sd.SdNotify(false, state) }
-	wd, _ := sd.SdWatchdogEnabled(false)
+	notify, wd := daemon.SystemdNotifier()
 	d, err := daemon.New(daemon.Options{Config: cfg, Version: version, Backend: be, Info: info, Fallback: fallback,
 		Notify: notify, Watchdog: wd, Logf: logger.Printf})
 	if err != nil {

@@ -1,0 +1,256 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"image"
+	"image/png"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/swavd/swavd/api"
+	"github.com/swavd/swavd/capture"
+	"github.com/swavd/swavd/safetensors"
+)
+
+func pngBytes(w, h int) []byte {
+	m := image.NewGray(image.Rect(0, 0, w, h))
+	for i := range m.Pix {
+		m.Pix[i] = uint8(i * 7)
+	}
+	var b bytes.Buffer
+	png.Encode(&b, m)
+	return b.Bytes()
+}
+
+func TestAPIOverTheSocket(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Daemon.MaxRequestBytes = 4096
+	s := startDaemon(t, cfg, Options{})
+	ctx := context.Background()
+	waitFor(t, "training and published weights", func() bool {
+		st, err := s.client.Status(ctx)
+		return err == nil && st.Training.Step >= 4 && st.Training.ModelStep >= 2 && st.Camera.Assigned > 20
+	})
+	st, err := s.client.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Backend.Name != "cpu" || st.Camera.State != capture.StateStreaming || st.Camera.Source != "pattern" ||
+		st.Training.State != "training" || math.IsNaN(st.Training.Loss) || st.Training.Loss <= 0 || st.Clusters.K != cfg.Model.Prototypes || st.Clusters.Used == 0 {
+		t.Fatalf("status %+v", st)
+	}
+
+	// Events: one per assigned frame, in order.
+	var evs []api.Assignment
+	ectx, cancel := context.WithCancel(ctx)
+	err = s.client.Events(ectx, func(a api.Assignment) error {
+		evs = append(evs, a)
+		if len(evs) == 5 {
+			cancel()
+		}
+		return nil
+	})
+	if err != nil || len(evs) != 5 {
+		t.Fatalf("events: %v (%d)", err, len(evs))
+	}
+	for i := 1; i < 5; i++ {
+		if evs[i].Seq <= evs[i-1].Seq || evs[i].Cluster < 0 || evs[i].Cluster >= cfg.Model.Prototypes || evs[i].Label == nil {
+			t.Fatalf("events %+v", evs)
+		}
+	}
+
+	// Prototypes: safetensors of [K, D] unit rows.
+	b, err := s.client.Prototypes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := safetensors.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.Tensors["prototypes"]
+	if p.Shape[0] != cfg.Model.Prototypes || p.Shape[1] != cfg.Model.ProjDim || f.Metadata["preset"] != "tiny" || f.Metadata["step"] == "" {
+		t.Fatalf("prototypes %v %v", p.Shape, f.Metadata)
+	}
+	var n2 float64
+	for _, v := range p.Data[:cfg.Model.ProjDim] {
+		n2 += float64(v) * float64(v)
+	}
+	if math.Abs(n2-1) > 1e-3 {
+		t.Fatalf("prototype row norm^2 %v", n2)
+	}
+
+	// Assign an uploaded image.
+	a, err := s.client.Assign(ctx, pngBytes(20, 30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, v := range a.Probs {
+		sum += float64(v)
+	}
+	if len(a.Probs) != cfg.Model.Prototypes || math.Abs(sum-1) > 1e-4 || float64(a.Probs[a.Cluster]) != float32ToF(a.Confidence) {
+		t.Fatalf("assign: cluster %d conf %v, %d probs summing to %v", a.Cluster, a.Confidence, len(a.Probs), sum)
+	}
+
+	// Bad requests: JSON errors with 4xx codes.
+	for _, tc := range []struct {
+		method, path string
+		body         []byte
+		code         int
+		msg          string
+	}{
+		{"POST", "/v1/assign", []byte("not an image"), 400, "not a PNG"},
+		{"POST", "/v1/assign", nil, 400, "empty body"},
+		{"POST", "/v1/assign", append(pngBytes(10, 10)[:40], 0), 400, "image"},
+		{"POST", "/v1/assign", make([]byte, 5000), 413, "4096-byte limit"},
+		{"GET", "/v1/assign", nil, 405, "wants POST"},
+		{"GET", "/v1/nope", nil, 404, "no endpoint"},
+		{"GET", "/status", nil, 404, "no endpoint"},
+		{"GET", "/v1/clusters?exemplars=maybe", nil, 400, "exemplars"},
+	} {
+		code, e := rawRequest(t, cfg.Daemon.Socket, tc.method, tc.path, tc.body)
+		if code != tc.code || !strings.Contains(e.Error, tc.msg) {
+			t.Errorf("%s %s: %d %q, want %d with %q", tc.method, tc.path, code, e.Error, tc.code, tc.msg)
+		}
+	}
+	cl, err := s.client.Clusters(ctx, true)
+	if err != nil || len(cl.Clusters) == 0 || len(cl.Clusters[0].Exemplars) == 0 {
+		t.Fatalf("clusters: %v %+v", err, cl)
+	}
+	if _, err := png.Decode(bytes.NewReader(cl.Clusters[0].Exemplars[0])); err != nil {
+		t.Fatalf("exemplar is not a PNG: %v", err)
+	}
+	m, err := s.client.Metrics(ctx)
+	if err != nil || !strings.Contains(m, "swavd_frames_assigned_total ") || !strings.Contains(m, `swavd_assign_latency_seconds{quantile="0.99"}`) {
+		t.Fatalf("metrics: %v\n%s", err, m)
+	}
+}
+
+func float32ToF(v float64) float64 { return float64(float32(v)) }
+
+func rawRequest(t *testing.T, socket, method, path string, body []byte) (int, api.Error) {
+	t.Helper()
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (netConn, error) { return dialUnix(ctx, socket) }}
+	req, _ := http.NewRequest(method, "http://swavd"+path, bytes.NewReader(body))
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e api.Error
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+		t.Fatalf("%s %s: error body is not JSON: %v", method, path, err)
+	}
+	return resp.StatusCode, e
+}
+
+// Writes are refused for a peer that is not root, not swavd's user and not
+// in the group; allowed for a member.
+func TestWritesNeedRootOrTheGroup(t *testing.T) {
+	cfg := testConfig(t)
+	d, err := New(Options{Config: cfg, Backend: nil2cpu(), Source: patternSource(t, 10), Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	h := d.Handler()
+	post := func(pc peerCred) (int, string) {
+		req := httptest.NewRequest("POST", "/v1/checkpoint", nil)
+		req = req.WithContext(context.WithValue(req.Context(), credKey{}, pc))
+		rec := httptest.NewRecorder()
+		done := make(chan struct{})
+		ctx, cancel := context.WithCancel(req.Context())
+		go func() { h.ServeHTTP(rec, req.WithContext(ctx)); close(done) }()
+		cancel() // nothing serves checkpoints here: an allowed request ends when cancelled
+		<-done
+		return rec.Code, rec.Body.String()
+	}
+	stranger := peerCred{uid: 4242, gid: 4242, ok: true}
+	if code, body := post(stranger); code != 403 || !strings.Contains(body, "uid 4242") {
+		t.Fatalf("stranger without a group configured: %d %s", code, body)
+	}
+	cfg.Daemon.SocketGroup = "root"
+	if code, body := post(stranger); code != 403 || !strings.Contains(body, "not in group root") {
+		t.Fatalf("stranger outside the group: %d %s", code, body)
+	}
+	if code, body := post(peerCred{uid: 4242, gid: 0, ok: true}); code == 403 {
+		t.Fatalf("member of the group refused: %s", body)
+	}
+	if code, _ := post(peerCred{}); code != 403 {
+		t.Fatalf("unknown credentials allowed: %d", code)
+	}
+	// Reads need no group.
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/v1/status", nil)
+	h.ServeHTTP(rec, req.WithContext(context.WithValue(req.Context(), credKey{}, stranger)))
+	if rec.Code != 200 {
+		t.Fatalf("status for a stranger: %d", rec.Code)
+	}
+}
+
+// FuzzAPIRequest: whatever the method, path and body, the API answers
+// with JSON (or its documented non-JSON bodies) and never a 5xx.
+func FuzzAPIRequest(f *testing.F) {
+	cfg := testConfig(f)
+	cfg.Daemon.MaxRequestBytes = 1 << 16
+	d, err := New(Options{Config: cfg, Backend: nil2cpu(), Source: patternSource(f, 10), Version: "test"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer d.Close()
+	h := d.Handler()
+	f.Add("POST", "/v1/assign", pngBytes(8, 8))
+	f.Add("POST", "/v1/assign", []byte("P5\n2 2\n255\n\x00\x01\x02\x03"))
+	f.Add("POST", "/v1/assign", []byte("P6\n99999 99999\n255\n"))
+	f.Add("POST", "/v1/assign", []byte{0xFF, 0xD8, 0xFF, 0xC0, 0, 17, 8, 0xFF, 0xFF, 0xFF, 0xFF})
+	f.Add("GET", "/v1/clusters?exemplars=1", []byte{})
+	f.Add("GET", "/v1/status", []byte{})
+	f.Add("DELETE", "/v1/../v1/status", []byte{})
+	f.Fuzz(func(t *testing.T, method, path string, body []byte) {
+		if path == "/v1/events" || path == "/v1/checkpoint" || strings.ContainsAny(path, " ?#\x00") || !strings.HasPrefix(path, "/") {
+			return // streams and trainer round trips are tested elsewhere
+		}
+		if method == "" || strings.ContainsAny(method, " \t\r\n()<>@,;:\\\"/[]?={}\x00") {
+			return
+		}
+		req := httptest.NewRequest("GET", "/", bytes.NewReader(body))
+		req.Method, req.URL.Path = method, path
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("%s %s: %d %s", method, path, rec.Code, rec.Body)
+		}
+		if rec.Code >= 400 {
+			var e api.Error
+			if json.Unmarshal(rec.Body.Bytes(), &e) != nil || e.Error == "" {
+				t.Fatalf("%s %s: %d with a non-JSON error %q", method, path, rec.Code, rec.Body)
+			}
+		}
+	})
+}
+
+// FuzzParseAssign: uploaded bytes either decode to a working-size frame
+// or give a 400.
+func FuzzParseAssign(f *testing.F) {
+	f.Add(pngBytes(5, 7))
+	f.Add([]byte("P2\n2 1\n255\n0 255\n"))
+	f.Add([]byte{0xFF, 0xD8})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		im, err := parseAssign(b, 28, 1)
+		if err != nil {
+			if ae, ok := err.(*apiError); !ok || ae.code != 400 {
+				t.Fatalf("error %v is not a 400", err)
+			}
+			return
+		}
+		if im.W != 28 || im.H != 28 || im.C != 1 || im.Validate() != nil {
+			t.Fatalf("frame %dx%dx%d", im.W, im.H, im.C)
+		}
+	})
+}

@@ -1,0 +1,148 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/swavd/swavd/capture"
+)
+
+func gray(size int, v uint8, label int) *capture.Image {
+	im := &capture.Image{W: size, H: size, C: 1, Pix: make([]uint8, size*size), Label: label}
+	for i := range im.Pix {
+		im.Pix[i] = v
+	}
+	return im
+}
+
+func TestRingDropsOldestAndCounts(t *testing.T) {
+	r := NewRing(3)
+	for i := 1; i <= 5; i++ {
+		r.Push(Frame{Seq: uint64(i)})
+	}
+	if r.Dropped() != 2 {
+		t.Fatalf("dropped %d, want 2", r.Dropped())
+	}
+	for want := uint64(3); want <= 5; want++ {
+		f, ok := r.Pop(context.Background())
+		if !ok || f.Seq != want {
+			t.Fatalf("popped %d, want %d", f.Seq, want)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, ok := r.Pop(ctx); ok {
+		t.Fatal("Pop on an empty ring returned a frame")
+	}
+}
+
+// The recent part holds exactly the newest frames; the reservoir holds a
+// uniform sample of all frames seen (checked on its mean).
+func TestReplayRecentAndReservoir(t *testing.T) {
+	r := NewReplay(1000, 4, 1, 0.2, 1)
+	const n = 20000
+	for i := 0; i < n; i++ {
+		if err := r.Add(gray(4, uint8(i%256), i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.Len() != 1000 {
+		t.Fatalf("len %d", r.Len())
+	}
+	recent := map[int]bool{}
+	for _, l := range r.labels[:200] {
+		recent[int(l)] = true
+	}
+	for i := n - 200; i < n; i++ {
+		if !recent[i] {
+			t.Fatalf("frame %d of the newest 200 is not in the recent part", i)
+		}
+	}
+	var sum float64
+	for _, l := range r.labels[200:] {
+		sum += float64(l)
+	}
+	// Uniform over 0..n-1: mean n/2, standard error n/sqrt(12*800) ~ 204.
+	if mean := sum / 800; math.Abs(mean-n/2) > 1000 {
+		t.Fatalf("reservoir mean label %.0f, want about %d", mean, n/2)
+	}
+	if err := r.Add(gray(5, 0, 0)); err == nil {
+		t.Fatal("a frame of the wrong size was accepted")
+	}
+	dst := make([]*capture.Image, 8)
+	if err := r.Sample(dst, rand.New(rand.NewPCG(1, 2))); err != nil || dst[7].W != 4 {
+		t.Fatalf("sample: %v", err)
+	}
+}
+
+func TestReplaySaveRestore(t *testing.T) {
+	r := NewReplay(50, 4, 1, 0.5, 1)
+	for i := 0; i < 70; i++ {
+		r.Add(gray(4, uint8(i), i))
+	}
+	var b bytes.Buffer
+	if _, err := r.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	r2 := NewReplay(50, 4, 1, 0.5, 1)
+	if err := r2.Restore(bytes.NewReader(b.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if r2.Len() != r.Len() || !bytes.Equal(r2.pix, r.pix) || r2.seen != r.seen {
+		t.Fatal("restored buffer differs")
+	}
+	if err := NewReplay(60, 4, 1, 0.5, 1).Restore(bytes.NewReader(b.Bytes())); err == nil {
+		t.Fatal("a buffer of another geometry was restored")
+	}
+	if err := r2.Restore(bytes.NewReader(b.Bytes()[:len(b.Bytes())-10])); err == nil {
+		t.Fatal("a truncated buffer was restored")
+	}
+}
+
+func TestStatsWindowEntropyAndSaveRestore(t *testing.T) {
+	s := NewStats(4, 4, 2)
+	now := time.Now()
+	for i, c := range []int{0, 0, 1, 2, 3, 3} {
+		s.Add(c, 0.5, now, gray(2, uint8(i), -1))
+	}
+	u := s.Usage()
+	if u.Used != 4 || u.RecentUsed != 3 { // window holds 1, 2, 3, 3
+		t.Fatalf("usage %+v", u)
+	}
+	if want := -(2*(1.0/6)*math.Log(1.0/6) + 2*(2.0/6)*math.Log(2.0/6)); math.Abs(u.Entropy-want) > 1e-12 {
+		t.Fatalf("entropy %v, want %v", u.Entropy, want)
+	}
+	cl := s.Clusters(true)
+	if len(cl) != 4 || cl[0].Total != 2 || len(cl[0].Exemplars) != 2 || len(cl[1].Exemplars) != 1 {
+		t.Fatalf("clusters %+v", cl)
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2 := NewStats(4, 4, 2)
+	if err := json.Unmarshal(b, s2); err != nil {
+		t.Fatal(err)
+	}
+	if s2.Usage() != u {
+		t.Fatalf("restored usage %+v, want %+v", s2.Usage(), u)
+	}
+	if err := json.Unmarshal(b, NewStats(5, 4, 2)); err == nil {
+		t.Fatal("statistics for 4 clusters loaded into 5")
+	}
+}
+
+func TestSoftmax(t *testing.T) {
+	p := make([]float32, 3)
+	c, conf := softmax([]float32{0.1, 0.3, 0.2}, 0.1, p)
+	e := []float64{math.Exp(-2), 1, math.Exp(-1)}
+	sum := e[0] + e[1] + e[2]
+	if c != 1 || math.Abs(conf-1/sum) > 1e-6 || math.Abs(float64(p[0])-e[0]/sum) > 1e-6 {
+		t.Fatalf("softmax: %d %v %v", c, conf, p)
+	}
+}
