@@ -68,9 +68,9 @@ type Training struct {
 // Usage summarizes how frames spread over the clusters.
 type Usage struct {
 	K             int     `json:"k"`
-	Used          int     `json:"used"`          // clusters with at least one frame
-	RecentUsed    int     `json:"recent_used"`   // ... among the recent window
-	Entropy       float64 `json:"entropy"`       // of the total counts, in nats
+	Used          int     `json:"used"`           // clusters with at least one frame
+	RecentUsed    int     `json:"recent_used"`    // ... among the recent window
+	Entropy       float64 `json:"entropy"`        // of the total counts, in nats
 	RecentEntropy float64 `json:"recent_entropy"` // of the recent window
 }
 

@@ -91,3 +91,14 @@ func TestEveryPresetLoads(t *testing.T) {
 		}
 	}
 }
+
+// The commented default config that make install puts in /etc/swavd loads.
+func TestInstalledDefaultConfigLoads(t *testing.T) {
+	c, err := Load(Options{File: "../systemd/swavd.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Preset != "camera" || c.Daemon.Source != "v4l2:/dev/video0" || c.Input.Channels != 3 {
+		t.Fatalf("got preset %s source %s channels %d", c.Preset, c.Daemon.Source, c.Input.Channels)
+	}
+}

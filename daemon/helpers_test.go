@@ -121,8 +121,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-
-
 type netConn = net.Conn
 
 func dialUnix(ctx context.Context, path string) (net.Conn, error) {

@@ -142,11 +142,11 @@ func encodePNG(im *capture.Image) []byte {
 // statsFile is the statistics as saved in a checkpoint (exemplars are not
 // kept: they come back as frames arrive).
 type statsFile struct {
-	K         int         `json:"k"`
-	Total     []uint64    `json:"total"`
-	ConfSum   []float64   `json:"conf_sum"`
-	LastSeen  []time.Time `json:"last_seen"`
-	Recent    []int32     `json:"recent"` // oldest first
+	K        int         `json:"k"`
+	Total    []uint64    `json:"total"`
+	ConfSum  []float64   `json:"conf_sum"`
+	LastSeen []time.Time `json:"last_seen"`
+	Recent   []int32     `json:"recent"` // oldest first
 }
 
 // MarshalJSON saves the counters.
