@@ -81,6 +81,10 @@ func (a *Assigner) Publish(src *model.Model, step int) {
 	for i, t := range inferenceState(a.m) {
 		a.be.Upload(t, a.tmp[i])
 	}
+	// Training normalizes the prototypes before each step, so after one
+	// they are slightly off the sphere; use (and serve) them as the next
+	// step would.
+	a.be.L2NormalizeRows(a.m.Prototypes.W)
 	a.step = step
 }
 

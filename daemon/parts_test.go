@@ -42,9 +42,13 @@ func TestRingDropsOldestAndCounts(t *testing.T) {
 }
 
 // The recent part holds exactly the newest frames; the reservoir holds a
-// uniform sample of all frames seen (checked on its mean).
+// uniform sample of the older ones (checked on its mean); no frame twice.
 func TestReplayRecentAndReservoir(t *testing.T) {
 	r := NewReplay(1000, 4, 1, 0.2, 1)
+	if err := r.Add(gray(4, 0, -1)); err != nil || r.Len() != 1 {
+		t.Fatalf("one frame: len %d, %v", r.Len(), err)
+	}
+	r = NewReplay(1000, 4, 1, 0.2, 1)
 	const n = 20000
 	for i := 0; i < n; i++ {
 		if err := r.Add(gray(4, uint8(i%256), i)); err != nil {
@@ -65,11 +69,15 @@ func TestReplayRecentAndReservoir(t *testing.T) {
 	}
 	var sum float64
 	for _, l := range r.labels[200:] {
+		if recent[int(l)] {
+			t.Fatalf("frame %d is stored twice", l)
+		}
 		sum += float64(l)
 	}
-	// Uniform over 0..n-1: mean n/2, standard error n/sqrt(12*800) ~ 204.
-	if mean := sum / 800; math.Abs(mean-n/2) > 1000 {
-		t.Fatalf("reservoir mean label %.0f, want about %d", mean, n/2)
+	// Uniform over the n-200 older frames: mean ~9900, standard error
+	// n/sqrt(12*800) ~ 204.
+	if mean := sum / 800; math.Abs(mean-(n-200)/2) > 1000 {
+		t.Fatalf("reservoir mean label %.0f, want about %d", mean, (n-200)/2)
 	}
 	if err := r.Add(gray(5, 0, 0)); err == nil {
 		t.Fatal("a frame of the wrong size was accepted")

@@ -13,8 +13,10 @@ import (
 
 // Replay is the training memory: a fixed number of frames stored as uint8
 // at the working size, in one allocation. A share of the slots holds the
-// newest frames (a ring) so training follows the scene as it changes; the
-// rest is a reservoir sample of everything seen, so it does not forget.
+// newest frames (a ring) so training follows the scene as it changes; a
+// frame leaving that ring is offered to the rest, a reservoir sample
+// (Algorithm R) of all older frames, so training does not forget. Each
+// frame is stored once.
 type Replay struct {
 	mu        sync.Mutex
 	w, h, c   int
@@ -49,10 +51,9 @@ func (r *Replay) Len() int {
 // Cap is the number of frames it can hold.
 func (r *Replay) Cap() int { return r.capacity() }
 
-func (r *Replay) put(slot int, im *capture.Image) {
+func (r *Replay) slot(i int) []uint8 {
 	fb := r.frameBytes()
-	copy(r.pix[slot*fb:(slot+1)*fb], im.Pix)
-	r.labels[slot] = int32(im.Label)
+	return r.pix[i*fb : (i+1)*fb]
 }
 
 // Add stores a frame (already at the working size and channel count).
@@ -62,23 +63,39 @@ func (r *Replay) Add(im *capture.Image) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.recentCap > 0 {
-		r.put(r.recentPos, im)
-		r.recentPos = (r.recentPos + 1) % r.recentCap
-		r.recentLen = min(r.recentLen+1, r.recentCap)
-	}
-	resCap := r.capacity() - r.recentCap
-	if resCap == 0 {
+	if r.recentCap == 0 {
+		r.offer(im.Pix, int32(im.Label))
 		return nil
 	}
-	r.seen++
-	if r.resLen < resCap {
-		r.put(r.recentCap+r.resLen, im)
-		r.resLen++
-	} else if j := r.rng.Uint64N(r.seen); j < uint64(resCap) { // Algorithm R
-		r.put(r.recentCap+int(j), im)
+	i := r.recentPos
+	if r.recentLen == r.recentCap { // the oldest recent frame moves on
+		r.offer(r.slot(i), r.labels[i])
+	} else {
+		r.recentLen++
 	}
+	copy(r.slot(i), im.Pix)
+	r.labels[i] = int32(im.Label)
+	r.recentPos = (r.recentPos + 1) % r.recentCap
 	return nil
+}
+
+// offer gives a frame to the reservoir.
+func (r *Replay) offer(pix []uint8, label int32) {
+	resCap := r.capacity() - r.recentCap
+	if resCap == 0 {
+		return
+	}
+	r.seen++
+	j := r.resLen
+	if r.resLen < resCap {
+		r.resLen++
+	} else if k := r.rng.Uint64N(r.seen); k < uint64(resCap) {
+		j = int(k)
+	} else {
+		return
+	}
+	copy(r.slot(r.recentCap+j), pix)
+	r.labels[r.recentCap+j] = label
 }
 
 // Sample fills dst with frames drawn uniformly from those held; the images
