@@ -47,37 +47,47 @@ func errTruncated(err error) error {
 	return err
 }
 
-// readIDX reads an IDX file of unsigned bytes with the given magic and
-// returns its dimensions and data.
-func readIDX(path string, magic uint32) (dims []int, data []byte, err error) {
-	r, closeFn, err := openMaybeGzip(path)
+// openIDX opens an IDX file of unsigned bytes with the given magic, reads
+// its header and leaves r at the first data byte.
+func openIDX(path string, magic uint32) (r io.Reader, dims []int, total int, closeFn func() error, err error) {
+	r, closeFn, err = openMaybeGzip(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, nil, err
 	}
-	defer closeFn()
+	fail := func(err error) (io.Reader, []int, int, func() error, error) { closeFn(); return nil, nil, 0, nil, err }
 	var m uint32
 	if err := binary.Read(r, binary.BigEndian, &m); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, errTruncated(err))
+		return fail(fmt.Errorf("%s: %w", path, errTruncated(err)))
 	}
 	if m != magic {
-		return nil, nil, fmt.Errorf("%s: not an IDX file of the expected kind (magic %#08x, want %#08x)", path, m, magic)
+		return fail(fmt.Errorf("%s: not an IDX file of the expected kind (magic %#08x, want %#08x)", path, m, magic))
 	}
-	n := int(m & 0xff)
-	total := 1
-	for i := 0; i < n; i++ {
+	total = 1
+	for i := 0; i < int(m&0xff); i++ {
 		var d uint32
 		if err := binary.Read(r, binary.BigEndian, &d); err != nil {
-			return nil, nil, fmt.Errorf("%s: header: %w", path, errTruncated(err))
+			return fail(fmt.Errorf("%s: header: %w", path, errTruncated(err)))
 		}
 		if d == 0 || d > 1<<24 {
-			return nil, nil, fmt.Errorf("%s: implausible dimension %d", path, d)
+			return fail(fmt.Errorf("%s: implausible dimension %d", path, d))
 		}
 		dims = append(dims, int(d))
 		total *= int(d)
 		if total > 1<<32 {
-			return nil, nil, fmt.Errorf("%s: data set too large (%v)", path, dims)
+			return fail(fmt.Errorf("%s: data set too large (%v)", path, dims))
 		}
 	}
+	return r, dims, total, closeFn, nil
+}
+
+// readIDX reads an IDX file of unsigned bytes with the given magic and
+// returns its dimensions and data.
+func readIDX(path string, magic uint32) (dims []int, data []byte, err error) {
+	r, dims, total, closeFn, err := openIDX(path, magic)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer closeFn()
 	data = make([]byte, total)
 	if got, err := io.ReadFull(r, data); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -86,6 +96,18 @@ func readIDX(path string, magic uint32) (dims []int, data []byte, err error) {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return dims, data, nil
+}
+
+// idxPaths finds the images file and (if any) the labels file for a prefix.
+func idxPaths(prefix string) (img, lbl string, err error) {
+	img, ok := firstExisting(prefix, prefix+"-images-idx3-ubyte", prefix+"-images-idx3-ubyte.gz")
+	if !ok {
+		return "", "", fmt.Errorf("capture: no IDX images at %s (tried %[1]s, %[1]s-images-idx3-ubyte[.gz])", prefix)
+	}
+	if lp, ok := firstExisting(prefix+"-labels-idx1-ubyte", prefix+"-labels-idx1-ubyte.gz"); ok && lp != img {
+		lbl = lp
+	}
+	return img, lbl, nil
 }
 
 // firstExisting returns the first of the paths that exists.
@@ -104,9 +126,9 @@ func firstExisting(paths ...string) (string, bool) {
 // from P-labels-idx1-ubyte[.gz] when present. limit > 0 keeps the first
 // limit images.
 func LoadIDX(prefix string, limit int) ([]*Image, error) {
-	imgPath, ok := firstExisting(prefix, prefix+"-images-idx3-ubyte", prefix+"-images-idx3-ubyte.gz")
-	if !ok {
-		return nil, fmt.Errorf("capture: no IDX images at %s (tried %[1]s, %[1]s-images-idx3-ubyte[.gz])", prefix)
+	imgPath, lp, err := idxPaths(prefix)
+	if err != nil {
+		return nil, err
 	}
 	dims, pix, err := readIDX(imgPath, idxImages)
 	if err != nil {
@@ -114,7 +136,7 @@ func LoadIDX(prefix string, limit int) ([]*Image, error) {
 	}
 	n, h, w := dims[0], dims[1], dims[2]
 	var labels []byte
-	if lp, ok := firstExisting(prefix+"-labels-idx1-ubyte", prefix+"-labels-idx1-ubyte.gz"); ok && lp != imgPath {
+	if lp != "" {
 		ld, l, err := readIDX(lp, idxLabels)
 		if err != nil {
 			return nil, fmt.Errorf("capture: %w", err)

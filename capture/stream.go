@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -64,49 +65,72 @@ func OpenStream(spec string, o StreamOptions) (Source, error) {
 		return newV4L2(spec, arg, o), nil
 	case "pattern":
 		return newPaced(spec, o.FPS, &patternGen{rng: rand.New(rand.NewPCG(1, 2))}), nil
-	case "idx", "dir":
-		ds, err := Open(spec, o.Limit)
+	case "idx":
+		g, err := newIDXReplay(arg)
 		if err != nil {
 			return nil, err
 		}
-		if len(ds.Images) == 0 {
-			return nil, fmt.Errorf("capture: source %s has no images", spec)
+		return newPaced(spec, o.FPS, g), nil
+	case "dir":
+		g, err := newDirReplay(arg)
+		if err != nil {
+			return nil, err
 		}
-		r := newPaced(spec, o.FPS, &loopGen{imgs: ds.Images})
-		r.st.Corrupt = uint64(len(ds.Skipped))
-		return r, nil
+		return newPaced(spec, o.FPS, g), nil
 	}
 	return nil, fmt.Errorf("capture: source %q: unknown kind (want v4l2:DEVICE, idx:PATH, dir:PATH or pattern)", spec)
 }
 
+// generator makes a replay's next frame. An error wrapping ErrCorrupt
+// skips one frame; any other (a file that vanished) is retried.
+type generator interface{ next() (*Image, error) }
+
 // paced serves generated frames at a fixed rate. When the consumer falls
 // behind it does not burst to catch up by more than one frame.
 type paced struct {
-	gen      interface{ next() *Image }
+	gen      generator
 	interval time.Duration
 	due      time.Time
 	mu       sync.Mutex
 	st       SourceStatus
 }
 
-func newPaced(spec string, fps float64, g interface{ next() *Image }) *paced {
+func newPaced(spec string, fps float64, g generator) *paced {
 	return &paced{gen: g, interval: time.Duration(float64(time.Second) / fps), st: SourceStatus{Spec: spec, State: StateStreaming}}
 }
 
 func (p *paced) Next(ctx context.Context) (*Image, error) {
-	now := time.Now()
-	if p.due.IsZero() || now.Sub(p.due) > p.interval {
-		p.due = now
+	for {
+		now := time.Now()
+		if p.due.IsZero() || now.Sub(p.due) > p.interval {
+			p.due = now
+		}
+		if err := sleepCtx(ctx, time.Until(p.due)); err != nil {
+			return nil, err
+		}
+		p.due = p.due.Add(p.interval)
+		im, err := p.gen.next()
+		p.mu.Lock()
+		switch {
+		case err == nil:
+			p.st.Frames++
+			p.st.State = StateStreaming
+		case errors.Is(err, ErrCorrupt):
+			p.st.Corrupt++
+			p.st.LastError = err.Error()
+		default:
+			p.st.State, p.st.LastError = StateDisconnected, err.Error()
+		}
+		p.mu.Unlock()
+		if err == nil {
+			return im, nil
+		}
+		if !errors.Is(err, ErrCorrupt) { // back off before reopening
+			if err := sleepCtx(ctx, time.Second); err != nil {
+				return nil, err
+			}
+		}
 	}
-	if err := sleepCtx(ctx, time.Until(p.due)); err != nil {
-		return nil, err
-	}
-	p.due = p.due.Add(p.interval)
-	im := p.gen.next()
-	p.mu.Lock()
-	p.st.Frames++
-	p.mu.Unlock()
-	return im, nil
 }
 
 func (p *paced) Status() SourceStatus {
@@ -137,18 +161,6 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// loopGen replays a data set in order, forever.
-type loopGen struct {
-	imgs []*Image
-	i    int
-}
-
-func (g *loopGen) next() *Image {
-	im := g.imgs[g.i%len(g.imgs)]
-	g.i++
-	return im
-}
-
 // patternGen draws 64x64 colour test patterns of eight kinds (stripes at
 // four angles, checkers, rings, a blob, a gradient) at random phases and
 // colours: enough structure for a smoke test to find clusters in. The kind
@@ -158,7 +170,7 @@ type patternGen struct{ rng *rand.Rand }
 // PatternKinds is the number of kinds the pattern source draws.
 const PatternKinds = 8
 
-func (g *patternGen) next() *Image {
+func (g *patternGen) next() (*Image, error) {
 	const s = 64
 	kind := g.rng.IntN(PatternKinds)
 	phase, period := g.rng.Float64()*6.28, 6+g.rng.Float64()*6
@@ -175,7 +187,7 @@ func (g *patternGen) next() *Image {
 			}
 		}
 	}
-	return im
+	return im, nil
 }
 
 // patternValue is in [0, 1].

@@ -327,7 +327,7 @@ func TestReplayIsPacedAndLoops(t *testing.T) {
 		if i == 0 {
 			first = im
 		}
-		if i == 3 && im != first {
+		if i == 3 && !bytes.Equal(im.Pix, first.Pix) {
 			t.Fatal("replay did not loop after 3 images")
 		}
 	}
@@ -340,6 +340,49 @@ func TestReplayIsPacedAndLoops(t *testing.T) {
 	cancel()
 	if _, err := src.Next(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled Next: %v", err)
+	}
+}
+
+// A directory replay decodes one file per frame: a corrupt file is counted
+// and skipped; a data set that vanishes is reported and retried.
+func TestReplayCorruptFilesAndVanishingData(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir+"/a.pgm", []byte("P5\n2 2\n255\n\x00\x01\x02\x03"))
+	write(t, dir+"/b.pgm", []byte("P5\n2 2\n255\n\x00"))
+	src, err := OpenStream("dir:"+dir, StreamOptions{FPS: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := src.Next(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := src.Status(); st.Frames != 3 || st.Corrupt != 2 || !strings.Contains(st.LastError, "b.pgm") {
+		t.Fatalf("status %+v: want 3 frames, 2 corrupt naming b.pgm", st)
+	}
+
+	path := t.TempDir() + "/set-images-idx3-ubyte"
+	write(t, path, idxBytes(2, 4, 4))
+	src, err = OpenStream("idx:"+path, StreamOptions{FPS: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		src.Next(context.Background())
+	}
+	os.Remove(path)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := src.Next(ctx); err == nil {
+		t.Fatal("a frame from a deleted data set")
+	}
+	if st := src.Status(); st.State != StateDisconnected || !strings.Contains(st.LastError, "no such file") {
+		t.Fatalf("status %+v", st)
+	}
+	write(t, path, idxBytes(2, 4, 4))
+	if _, err := src.Next(context.Background()); err != nil || src.Status().State != StateStreaming {
+		t.Fatalf("after the data came back: %v %+v", err, src.Status())
 	}
 }
 

@@ -65,6 +65,7 @@ type Daemon struct {
 	ReplaySize         int           `mapstructure:"replay_size"`
 	ReplayRecent       float64       `mapstructure:"replay_recent"`
 	MinReplay          int           `mapstructure:"min_replay"`
+	Batch              int           `mapstructure:"batch"`
 	DutyCycle          float64       `mapstructure:"duty_cycle"`
 	PublishEvery       int           `mapstructure:"publish_every"`
 	CheckpointSteps    int           `mapstructure:"checkpoint_steps"`
@@ -73,6 +74,15 @@ type Daemon struct {
 	Exemplars          int           `mapstructure:"exemplars"`
 	RecentWindow       int           `mapstructure:"recent_window"`
 	MaxRequestBytes    int64         `mapstructure:"max_request_bytes"`
+	MemoryLimitMiB     int           `mapstructure:"memory_limit_mib"`
+}
+
+// ForDaemon is the configuration the daemon trains with: daemon.batch in
+// place of train.batch.
+func (c *Config) ForDaemon() *Config {
+	d := *c
+	d.Train.Batch = c.Daemon.Batch
+	return &d
 }
 
 // LiveKeys are the daemon keys a reload (SIGHUP) applies to a running daemon.

@@ -88,7 +88,7 @@ func (c *Config) Validate() error {
 		intIn("train.checkpoint_every", t.CheckpointEvery, 0, 1<<30),
 		oneOf("compute.backend", c.Compute.Backend, "cpu", "auto", "gl", "gles"),
 	}
-	checks = append(checks, c.Daemon.validate(t.Batch)...)
+	checks = append(checks, c.Daemon.validate()...)
 	for i, w := range m.Stages {
 		checks = append(checks, intIn(fmt.Sprintf("model.stages[%d]", i), w, 1, 4096))
 	}
@@ -107,6 +107,9 @@ func (c *Config) Validate() error {
 	if o.Schedule == "cosine" && o.TotalSteps <= o.WarmupSteps {
 		checks = append(checks, rangeErr("optim.total_steps", o.TotalSteps, "more than optim.warmup_steps with the cosine schedule"))
 	}
+	if s.QueueLength > 0 && c.Daemon.Batch > 0 && s.QueueLength%c.Daemon.Batch != 0 {
+		checks = append(checks, rangeErr("daemon.batch", c.Daemon.Batch, fmt.Sprintf("a divisor of swav.queue_length (%d)", s.QueueLength)))
+	}
 	for _, err := range checks {
 		if err != nil {
 			return err
@@ -122,16 +125,17 @@ func durationIn(key string, v, lo, hi time.Duration) error {
 	return nil
 }
 
-func (d Daemon) validate(batch int) []error {
+func (d Daemon) validate() []error {
 	checks := []error{
 		floatIn("daemon.fps", d.FPS, 0.1, 1000),
 		intIn("daemon.camera_width", d.CameraWidth, 16, 8192),
 		intIn("daemon.camera_height", d.CameraHeight, 16, 8192),
 		durationIn("daemon.camera_timeout", d.CameraTimeout, time.Second, time.Hour),
 		intIn("daemon.ring_size", d.RingSize, 1, 1<<16),
-		intIn("daemon.replay_size", d.ReplaySize, batch, 1<<24),
+		intIn("daemon.replay_size", d.ReplaySize, 2, 1<<24),
 		floatIn("daemon.replay_recent", d.ReplayRecent, 0, 1),
 		intIn("daemon.min_replay", d.MinReplay, 1, d.ReplaySize),
+		intIn("daemon.batch", d.Batch, 2, min(4096, d.ReplaySize)),
 		floatIn("daemon.duty_cycle", d.DutyCycle, 0.01, 1),
 		intIn("daemon.publish_every", d.PublishEvery, 1, 1<<20),
 		intIn("daemon.checkpoint_steps", d.CheckpointSteps, 0, 1<<30),
@@ -139,6 +143,7 @@ func (d Daemon) validate(batch int) []error {
 		intIn("daemon.keep_checkpoints", d.KeepCheckpoints, 1, 1000),
 		intIn("daemon.exemplars", d.Exemplars, 0, 64),
 		intIn("daemon.recent_window", d.RecentWindow, 1, 1<<24),
+		intIn("daemon.memory_limit_mib", d.MemoryLimitMiB, 0, 1<<24),
 	}
 	if d.MaxRequestBytes < 1024 || d.MaxRequestBytes > 1<<30 {
 		checks = append(checks, rangeErr("daemon.max_request_bytes", d.MaxRequestBytes, "1024..1073741824"))

@@ -97,14 +97,14 @@ func New(o Options) (*Daemon, error) {
 	if d.assign, err = NewAssigner(cfg); err != nil {
 		return nil, err
 	}
-	if d.sess, err = train.NewSession(o.Backend, cfg); err != nil {
+	if d.sess, err = train.NewSession(o.Backend, cfg.ForDaemon()); err != nil {
 		d.assign.Close()
 		return nil, err
 	}
 	d.restore()
 	d.assign.Publish(d.sess.Model, d.sess.Trainer.Step)
 	d.training = api.Training{State: "waiting", Step: d.sess.Trainer.Step, ReplayCap: d.replay.Cap(),
-		Batch: cfg.Train.Batch, Prototypes: cfg.Model.Prototypes, DutyCycle: dc.DutyCycle}
+		Batch: cfg.Daemon.Batch, Prototypes: cfg.Model.Prototypes, DutyCycle: dc.DutyCycle}
 	if o.Source != nil {
 		d.src = o.Source
 	} else if d.src, err = capture.OpenStream(dc.Source, capture.StreamOptions{FPS: dc.FPS, Width: dc.CameraWidth,
@@ -303,7 +303,7 @@ func (d *Daemon) idle(ctx context.Context, dur time.Duration) bool {
 }
 
 func (d *Daemon) trainLoop(ctx context.Context) {
-	cfg := d.config()
+	cfg := d.sess.Cfg
 	imgs := make([]*capture.Image, cfg.Train.Batch)
 	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(d.sess.Trainer.Step)))
 	lastCkpt, lastCkptStep := time.Now(), d.sess.Trainer.Step
@@ -379,7 +379,7 @@ func (d *Daemon) recoverBackend(stepErr error) bool {
 		d.setTraining(func(t *api.Training) { t.State, t.LastError = "failed", stepErr.Error() })
 		return false
 	}
-	sess, err := train.NewSession(fb, d.config())
+	sess, err := train.NewSession(fb, d.config().ForDaemon())
 	if err != nil {
 		d.setTraining(func(t *api.Training) { t.State, t.LastError = "failed", err.Error() })
 		return false
@@ -467,4 +467,20 @@ func (d *Daemon) Status() api.Status {
 	s.Training.ModelStep = d.assign.Step()
 	s.Clusters = d.stats.Usage()
 	return s
+}
+
+// Prefill fills the replay buffer with n frames from src (for benchmarks
+// that measure the daemon with a full buffer).
+func (d *Daemon) Prefill(ctx context.Context, src capture.Source, n int) error {
+	cfg := d.config()
+	for i := 0; i < n; i++ {
+		im, err := src.Next(ctx)
+		if err != nil {
+			return err
+		}
+		if err := d.replay.Add(fitFrame(im, cfg.Input.Size, cfg.Input.Channels)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -25,7 +25,7 @@ func testConfig(t testing.TB) *config.Config {
 	dc.Socket = filepath.Join(t.TempDir(), "swavd.sock")
 	dc.ReplaySize, dc.MinReplay, dc.PublishEvery = 512, 32, 2
 	dc.CheckpointSteps, dc.CheckpointInterval = 0, 0
-	cfg.Train.Batch = 16
+	dc.Batch = 16
 	cfg.SwAV.QueueLength = 0
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
+	"runtime/pprof"
+	"sync"
 	"syscall"
 	"time"
 
@@ -38,8 +41,21 @@ func runBench(args []string) error {
 	cf := newConfigFlags("bench")
 	steps := cf.fs.Int("steps", 20, "timed training steps (after 3 warm-up steps)")
 	asJSON := cf.fs.Bool("json", false, "print JSON")
+	pipeline := cf.fs.Bool("pipeline", false, "run the whole daemon pipeline (capture, assigner, trainer, API) on daemon.source and measure it")
+	duration := cf.fs.Duration("duration", 60*time.Second, "--pipeline: how long to measure")
+	cf.key("daemon.source", "source", "", "--pipeline: frame source (daemon.source)")
+	cpuProfile := cf.fs.String("cpuprofile", "", "write a CPU profile (pprof) of the measured run to this file")
+	memProfile := cf.fs.String("memprofile", "", "write a heap profile (pprof, in-use memory) at the end to this file")
 	if err := cf.fs.Parse(args); err != nil {
 		return err
+	}
+	stop, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	if *pipeline {
+		return benchPipeline(cf, *duration, *asJSON, stop)
 	}
 	if *steps < 1 {
 		return fmt.Errorf("--steps must be at least 1")
@@ -168,4 +184,38 @@ func inferenceFPS(m *model.Model, v interface {
 		frames += batch
 	}
 	return float64(frames) / time.Since(start).Seconds()
+}
+
+// startProfiles starts a CPU profile and returns what ends it and writes
+// the heap profile (once, however often it is called).
+func startProfiles(cpuPath, memPath string) (stop func(), err error) {
+	var cpuFile *os.File
+	if cpuPath != "" {
+		if cpuFile, err = os.Create(cpuPath); err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(cpuFile); err != nil {
+			cpuFile.Close()
+			return nil, err
+		}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if cpuFile != nil {
+				pprof.StopCPUProfile()
+				cpuFile.Close()
+			}
+			if memPath != "" {
+				f, err := os.Create(memPath)
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "memprofile: %v\n", err)
+					return
+				}
+				runtime.GC()
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		})
+	}, nil
 }

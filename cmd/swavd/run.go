@@ -6,12 +6,14 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/swavd/swavd/api"
 	"github.com/swavd/swavd/compute"
 	"github.com/swavd/swavd/compute/cpu"
 	"github.com/swavd/swavd/compute/gl"
+	"github.com/swavd/swavd/config"
 	"github.com/swavd/swavd/daemon"
 )
 
@@ -32,18 +34,10 @@ func runDaemon(args []string) error {
 	if err != nil {
 		return err
 	}
-	info := api.Backend{Name: be.Name()}
-	if g, ok := be.(*gl.Backend); ok {
-		in := g.Info()
-		info.Renderer, info.GL = in.Renderer, in.Version
-	}
-	var fallback func() compute.Backend
-	if cfg.Compute.Backend == "auto" {
-		fallback = func() compute.Backend { return cpu.New() }
-	}
 	notify, wd := daemon.SystemdNotifier()
-	d, err := daemon.New(daemon.Options{Config: cfg, Version: version, Backend: be, Info: info, Fallback: fallback,
-		Notify: notify, Watchdog: wd, Logf: logger.Printf})
+	o := daemonOptions(cfg, be)
+	o.Notify, o.Watchdog, o.Logf = notify, wd, logger.Printf
+	d, err := daemon.New(o)
 	if err != nil {
 		be.Close()
 		return err
@@ -76,4 +70,22 @@ func runDaemon(args []string) error {
 	}
 	logger.Printf("stopped")
 	return nil
+}
+
+// daemonOptions describes the backend and, in auto mode, the CPU fallback;
+// it also applies the configured memory limit.
+func daemonOptions(cfg *config.Config, be compute.Backend) daemon.Options {
+	info := api.Backend{Name: be.Name()}
+	if g, ok := be.(*gl.Backend); ok {
+		in := g.Info()
+		info.Renderer, info.GL = in.Renderer, in.Version
+	}
+	var fallback func() compute.Backend
+	if cfg.Compute.Backend == "auto" {
+		fallback = func() compute.Backend { return cpu.New() }
+	}
+	if mib := cfg.Daemon.MemoryLimitMiB; mib > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(mib) << 20)
+	}
+	return daemon.Options{Config: cfg, Version: version, Backend: be, Info: info, Fallback: fallback}
 }

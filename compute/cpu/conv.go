@@ -43,7 +43,14 @@ func (g convGeom) imagesPerChunk() int {
 // buffer large enough for it.
 func (b *Backend) forChunks(g convGeom, fn func(n0, n1 int, col []float32)) {
 	chunk := g.imagesPerChunk()
-	buf := b.get([]int{g.rows() * chunk * g.Ho * g.Wo})
+	// Large lowerings all take a buffer of the same length, so the pool
+	// keeps one, not one per layer shape (~40 MB at edge-small's batch
+	// 16); small ones (inference on a frame) stay small.
+	n := g.rows() * chunk * g.Ho * g.Wo
+	if n > colBudget/4 {
+		n = max(n, colBudget)
+	}
+	buf := b.get([]int{n})
 	defer b.Release(buf)
 	for n0 := 0; n0 < g.N; n0 += chunk {
 		n1 := min(g.N, n0+chunk)

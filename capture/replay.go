@@ -1,0 +1,123 @@
+package capture
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// Replays stream recorded frames from disk one at a time and loop, so a
+// replay of a large set costs one frame of memory, not the whole set.
+
+// idxReplay streams an IDX image set (and its labels, if any).
+type idxReplay struct {
+	imgPath, lblPath string
+	img, lbl         io.Reader
+	closers          []func() error
+	w, h, n, i       int
+}
+
+func newIDXReplay(prefix string) (*idxReplay, error) {
+	img, lbl, err := idxPaths(prefix)
+	if err != nil {
+		return nil, err
+	}
+	r := &idxReplay{imgPath: img, lblPath: lbl}
+	if err := r.open(); err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
+	return r, nil
+}
+
+func (r *idxReplay) close() {
+	for _, c := range r.closers {
+		c()
+	}
+	r.closers, r.img, r.lbl = nil, nil, nil
+}
+
+func (r *idxReplay) open() error {
+	r.close()
+	img, dims, _, c, err := openIDX(r.imgPath, idxImages)
+	if err != nil {
+		return err
+	}
+	r.closers = append(r.closers, c)
+	r.img, r.n, r.h, r.w, r.i = img, dims[0], dims[1], dims[2], 0
+	if r.lblPath != "" {
+		lbl, ld, _, c, err := openIDX(r.lblPath, idxLabels)
+		if err != nil {
+			r.close()
+			return err
+		}
+		r.closers = append(r.closers, c)
+		if ld[0] != r.n {
+			r.close()
+			return fmt.Errorf("%s has %d labels for %d images", r.lblPath, ld[0], r.n)
+		}
+		r.lbl = lbl
+	}
+	return nil
+}
+
+func (r *idxReplay) next() (*Image, error) {
+	if r.img == nil || r.i == r.n {
+		if err := r.open(); err != nil {
+			return nil, err
+		}
+	}
+	im := &Image{W: r.w, H: r.h, C: 1, Pix: make([]uint8, r.w*r.h), Label: -1}
+	if _, err := io.ReadFull(r.img, im.Pix); err != nil {
+		r.close()
+		return nil, fmt.Errorf("%s: image %d: %w", r.imgPath, r.i, errTruncated(err))
+	}
+	if r.lbl != nil {
+		var l [1]byte
+		if _, err := io.ReadFull(r.lbl, l[:]); err != nil {
+			r.close()
+			return nil, fmt.Errorf("%s: label %d: %w", r.lblPath, r.i, errTruncated(err))
+		}
+		im.Label = int(l[0])
+	}
+	r.i++
+	return im, nil
+}
+
+// dirReplay decodes the images of a directory one by one, in name order.
+type dirReplay struct {
+	paths []string
+	i     int
+}
+
+func newDirReplay(dir string) (*dirReplay, error) {
+	var paths []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && imageExt(d.Name()) {
+			paths = append(paths, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("capture: no images (png, jpg, pgm, ppm) under %s", dir)
+	}
+	sort.Strings(paths)
+	return &dirReplay{paths: paths}, nil
+}
+
+func (r *dirReplay) next() (*Image, error) {
+	p := r.paths[r.i%len(r.paths)]
+	r.i++
+	im, err := DecodeFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", err, ErrCorrupt)
+	}
+	return im, nil
+}
