@@ -101,7 +101,7 @@ func New(o Options) (*Daemon, error) {
 		d.assign.Close()
 		return nil, err
 	}
-	d.restore()
+	d.restore(false)
 	d.assign.Publish(d.sess.Model, d.sess.Trainer.Step)
 	d.training = api.Training{State: "waiting", Step: d.sess.Trainer.Step, ReplayCap: d.replay.Cap(),
 		Batch: cfg.Daemon.Batch, Prototypes: cfg.Model.Prototypes, DutyCycle: dc.DutyCycle}
@@ -131,8 +131,9 @@ const (
 )
 
 // restore loads the newest checkpoint that is whole; the model must load,
-// statistics and replay frames are restored when they still fit.
-func (d *Daemon) restore() {
+// statistics and replay frames are restored when they still fit (unless
+// modelOnly: a backend switch keeps the live ones).
+func (d *Daemon) restore(modelOnly bool) {
 	dir, skipped := d.ckpts.Restore(func(files map[string][]byte) error {
 		f, meta, err := model.ParseCheckpoint(files[model.TensorsFile])
 		if err != nil {
@@ -140,6 +141,9 @@ func (d *Daemon) restore() {
 		}
 		if err := d.sess.Trainer.LoadState(f, meta); err != nil {
 			return err
+		}
+		if modelOnly {
+			return nil
 		}
 		if b, ok := files[fileStats]; ok {
 			if err := json.Unmarshal(b, d.stats); err != nil {
@@ -387,7 +391,7 @@ func (d *Daemon) recoverBackend(stepErr error) bool {
 	d.sess.Close()
 	d.sess = sess
 	d.o.Backend = fb
-	d.restore()
+	d.restore(true)
 	d.assign.Publish(d.sess.Model, d.sess.Trainer.Step)
 	d.mu.Lock()
 	d.backend = api.Backend{Name: fb.Name(), Fallback: stepErr.Error()}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/swavd/swavd/api"
 	"github.com/swavd/swavd/capture"
+	"github.com/swavd/swavd/compute"
 	"github.com/swavd/swavd/compute/cpu"
 	"github.com/swavd/swavd/config"
 )
@@ -72,8 +73,13 @@ type started struct {
 
 func startDaemon(t *testing.T, cfg *config.Config, o Options) *started {
 	t.Helper()
-	o.Config, o.Backend, o.Version = cfg, cpu.New(), "test"
-	o.Info = api.Backend{Name: "cpu"}
+	return startDaemonOn(t, cfg, cpu.New(), o)
+}
+
+func startDaemonOn(t *testing.T, cfg *config.Config, be compute.Backend, o Options) *started {
+	t.Helper()
+	o.Config, o.Backend, o.Version = cfg, be, "test"
+	o.Info = api.Backend{Name: be.Name()}
 	if o.Source == nil {
 		o.Source = patternSource(t, 200)
 	}

@@ -227,4 +227,27 @@ func (b *Backend) copyRange(dst *buffer, dstOff int, src *buffer, srcOff, n int)
 }
 
 // Finish waits until the GPU has done all work issued so far.
-func (b *Backend) Finish() { b.ctx.do(func() { b.ctx.fn.Finish() }) }
+// Finish waits for the queued work and records any GL error it raised:
+// the trainer calls it once per step, so a lost context or an
+// out-of-memory error surfaces through Err within a step.
+func (b *Backend) Finish() {
+	b.ctx.do(func() {
+		b.ctx.fn.Finish()
+		if e := b.ctx.fn.GetError(); e != glNoError && b.err == nil {
+			b.err = fmt.Errorf("gl: %s on %s", glErrorName(e), b.ctx.info.Renderer)
+		}
+	})
+}
+
+// glErrorName names the errors glGetError reports after a compute pass.
+func glErrorName(e uint32) string {
+	switch e {
+	case 0x0505:
+		return "GL_OUT_OF_MEMORY"
+	case 0x0507:
+		return "GL_CONTEXT_LOST (device reset or driver crash)"
+	case 0x0500, 0x0501, 0x0502, 0x0506:
+		return fmt.Sprintf("GL error %#x (invalid enum/value/operation/framebuffer: a swavd bug)", e)
+	}
+	return fmt.Sprintf("GL error %#x", e)
+}
