@@ -227,10 +227,8 @@ func imageExt(name string) bool {
 	return false
 }
 
-// LoadDir reads every image under dir (recursively, in name order),
-// skipping and counting the ones that fail to decode. limit > 0 stops
-// after limit images.
-func LoadDir(dir string, limit int) (*DirResult, error) {
+// imagePaths lists the image files under dir, recursively, in name order.
+func imagePaths(dir string) ([]string, error) {
 	var paths []string
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
@@ -245,6 +243,17 @@ func LoadDir(dir string, limit int) (*DirResult, error) {
 		return nil, fmt.Errorf("capture: %w", err)
 	}
 	sort.Strings(paths)
+	return paths, nil
+}
+
+// LoadDir reads every image under dir (recursively, in name order),
+// skipping and counting the ones that fail to decode. limit > 0 stops
+// after limit images.
+func LoadDir(dir string, limit int) (*DirResult, error) {
+	paths, err := imagePaths(dir)
+	if err != nil {
+		return nil, err
+	}
 	res := &DirResult{}
 	for _, p := range paths {
 		if limit > 0 && len(res.Images) >= limit {

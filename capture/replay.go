@@ -3,9 +3,6 @@ package capture
 import (
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"sort"
 )
 
 // Replays stream recorded frames from disk one at a time and loop, so a
@@ -92,23 +89,13 @@ type dirReplay struct {
 }
 
 func newDirReplay(dir string) (*dirReplay, error) {
-	var paths []string
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && imageExt(d.Name()) {
-			paths = append(paths, p)
-		}
-		return nil
-	})
+	paths, err := imagePaths(dir)
 	if err != nil {
-		return nil, fmt.Errorf("capture: %w", err)
+		return nil, err
 	}
 	if len(paths) == 0 {
 		return nil, fmt.Errorf("capture: no images (png, jpg, pgm, ppm) under %s", dir)
 	}
-	sort.Strings(paths)
 	return &dirReplay{paths: paths}, nil
 }
 
