@@ -163,3 +163,17 @@ func MatMulDims(c, a, b Tensor, transA, transB bool) (m, n, k int) {
 	}
 	return m, n, k
 }
+
+// AsyncReader is a backend whose work runs asynchronously (GL): ReadAsync
+// queues a copy of t behind the work issued so far and returns at once;
+// Pending.Wait blocks until the copy is done and fills dst. The trainer
+// reads each step's loss this way, one step late, so the CPU prepares the
+// next step while the device finishes this one.
+type AsyncReader interface {
+	ReadAsync(t Tensor) Pending
+}
+
+// Pending is a read in flight.
+type Pending interface {
+	Wait(dst []float32)
+}

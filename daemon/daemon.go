@@ -97,7 +97,7 @@ func New(o Options) (*Daemon, error) {
 	if d.assign, err = NewAssigner(cfg); err != nil {
 		return nil, err
 	}
-	if d.sess, err = train.NewSession(o.Backend, cfg.ForDaemon()); err != nil {
+	if d.sess, err = newSession(o.Backend, cfg); err != nil {
 		d.assign.Close()
 		return nil, err
 	}
@@ -113,6 +113,18 @@ func New(o Options) (*Daemon, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// newSession is the daemon's training session: daemon.batch, and on a GL
+// backend each step's loss read behind a fence one step late, so the GPU
+// does not idle while the CPU builds the next batch.
+func newSession(be compute.Backend, cfg *config.Config) (*train.Session, error) {
+	s, err := train.NewSession(be, cfg.ForDaemon())
+	if err != nil {
+		return nil, err
+	}
+	s.Trainer.DelayLoss = true
+	return s, nil
 }
 
 // Close releases the model and the source.
@@ -335,7 +347,10 @@ func (d *Daemon) trainLoop(ctx context.Context) {
 		}
 		step := d.sess.Trainer.Step
 		d.setTraining(func(t *api.Training) {
-			t.Step, t.Loss, t.LR = step, r.Loss, r.LR
+			t.Step = step
+			if r.Step >= 0 { // with a delayed loss, the first call reports no step
+				t.Loss, t.LR = r.Loss, r.LR
+			}
 			if r.Discarded {
 				t.Discarded++
 			}
@@ -349,7 +364,11 @@ func (d *Daemon) trainLoop(ctx context.Context) {
 			d.o.Logf("train: step %d: loss not finite; undone, weights restored", step)
 		}
 		if step%dc.PublishEvery == 0 {
-			d.assign.Publish(d.sess.Model, step)
+			if _, err := d.sess.Trainer.Settle(); err != nil { // publish only weights that gave a finite loss
+				d.o.Logf("train: %v; undone, weights restored", err)
+				d.setTraining(func(t *api.Training) { t.Discarded++ })
+			}
+			d.assign.Publish(d.sess.Model, d.sess.Trainer.Step)
 		}
 		if (dc.CheckpointSteps > 0 && step-lastCkptStep >= dc.CheckpointSteps) ||
 			(dc.CheckpointInterval > 0 && time.Since(lastCkpt) >= dc.CheckpointInterval) {
@@ -383,7 +402,7 @@ func (d *Daemon) recoverBackend(stepErr error) bool {
 		d.setTraining(func(t *api.Training) { t.State, t.LastError = "failed", stepErr.Error() })
 		return false
 	}
-	sess, err := train.NewSession(fb, d.config().ForDaemon())
+	sess, err := newSession(fb, d.config())
 	if err != nil {
 		d.setTraining(func(t *api.Training) { t.State, t.LastError = "failed", err.Error() })
 		return false

@@ -71,6 +71,7 @@ func writeFileAtomic(path string, data []byte) error {
 // EncodeCheckpoint serializes the trainer's whole state: the safetensors
 // bytes (with the metadata inside) and the metadata as indented JSON.
 func EncodeCheckpoint(t *Trainer, meta CheckpointMeta) (tensors, metaJSON []byte, err error) {
+	t.Settle() // a step in flight is kept or undone first; either way the state is whole
 	be := t.M.Backend()
 	meta.Step, meta.Arch, meta.SavedAt = t.Step, t.M.Arch, time.Now().UTC()
 	if t.Queue != nil {
@@ -154,6 +155,7 @@ func LoadCheckpoint(dir string, t *Trainer) (CheckpointMeta, error) {
 
 // LoadState restores the trainer from parsed checkpoint tensors.
 func (t *Trainer) LoadState(f *safetensors.File, meta CheckpointMeta) error {
+	t.Settle()
 	state := t.State()
 	for _, n := range state {
 		st, ok := f.Tensors[n.Name]

@@ -49,6 +49,18 @@ type Trainer struct {
 	// TimePhases makes StepStats' phase durations exact on asynchronous
 	// backends by waiting for each phase to finish (bench sets it).
 	TimePhases bool
+	// DelayLoss, on a backend that reads asynchronously (GL), leaves each
+	// step's loss in flight behind a fence and settles it at the start of
+	// the next step (or on Settle), so the device never waits for the CPU
+	// between steps. TrainStep then reports the previous step.
+	DelayLoss bool
+	inflight  *inflight
+}
+
+// inflight is a step whose loss is still being read.
+type inflight struct {
+	p  compute.Pending
+	st StepStats
 }
 
 // NewTrainer prepares training of m with batch size b and nCrops crops per sample.
@@ -145,7 +157,16 @@ func (t *Trainer) restore(s *snapshot) {
 // that followed a finite loss may itself be what broke the weights, so
 // only weights that have produced a finite loss count as good. The loss is
 // read back once, after the update has been issued.
+//
+// With DelayLoss on an asynchronous backend, the step's loss is settled at
+// the start of the next call: the stats returned are those of the step
+// before (Step -1 on the first call), and a non-finite loss found then
+// undoes that step as above, without running this batch.
 func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
+	prev, err := t.Settle()
+	if err != nil {
+		return prev, err
+	}
 	m, be := t.M, t.M.Backend()
 	st := StepStats{Step: t.Step, LR: t.Optim.LearningRate(t.Step)}
 	ctx := &Ctx{Be: be, Train: true}
@@ -219,6 +240,7 @@ func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
 	t.sync()
 	t3 := time.Now()
 
+	t.carryGradientCheck(ctx, loss)
 	p := t.Optim.sgd(st.LR)
 	for _, prm := range m.Params() {
 		if frozen && prm == m.Prototypes {
@@ -231,16 +253,58 @@ func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
 	// The loss is read once, at the end, so a GPU backend runs the whole
 	// step without a round trip. A non-finite loss undoes this step's update
 	// with the rest (see TrainStep).
+	if ar, ok := be.(compute.AsyncReader); ok && t.DelayLoss {
+		t.inflight = &inflight{p: ar.ReadAsync(loss), st: st}
+		t.Step++ // provisional: Settle puts it back with the state if the loss is not finite
+		return prev, nil
+	}
 	var lv [1]float32
 	be.Download(lv[:], loss)
 	st.Loss = float64(lv[0])
-	if !finite(lv[0]) {
+	return st, t.accept(lv[0], false)
+}
+
+// accept keeps or undoes the step whose loss is lv.
+func (t *Trainer) accept(lv float32, counted bool) error {
+	if !finite(lv) {
 		t.restore(&t.good)
-		return st, ErrNonFinite
+		return ErrNonFinite
 	}
 	t.good, t.pending = t.pending, t.good
-	t.Step++
-	return st, nil
+	if !counted {
+		t.Step++
+	}
+	return nil
+}
+
+// Settle waits for the loss of the step in flight (DelayLoss), keeps or
+// undoes that step, and returns its stats; with nothing in flight it
+// returns StepStats{Step: -1}. Call it before reading or saving the state.
+func (t *Trainer) Settle() (StepStats, error) {
+	f := t.inflight
+	if f == nil {
+		return StepStats{Step: -1}, nil
+	}
+	t.inflight = nil
+	var lv [1]float32
+	f.p.Wait(lv[:])
+	f.st.Loss = float64(lv[0])
+	return f.st, t.accept(lv[0], true)
+}
+
+// carryGradientCheck adds 0 x (the sum of every gradient) to the loss:
+// the loss is unchanged if the gradients are finite, and NaN otherwise. A
+// NaN can vanish inside the network on a GPU (GLSL's max(NaN, 0), so ReLU,
+// may give 0) and leave a finite loss over NaN gradients; this way the one
+// value read back per step still tells.
+func (t *Trainer) carryGradientCheck(ctx *Ctx, loss compute.Tensor) {
+	be := ctx.Be
+	sum := ctx.New(1)
+	for _, prm := range t.M.Params() {
+		n := prm.G.Len()
+		be.SumRows(sum, be.View(prm.G, 0, 1, n), 1)
+	}
+	be.Axpy(loss, 0, sum)
 }
 
 // finisher is a backend whose operations run asynchronously (GL): Finish

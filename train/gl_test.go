@@ -11,6 +11,7 @@ import (
 	"github.com/swavd/swavd/compute/computetest"
 	"github.com/swavd/swavd/compute/cpu"
 	"github.com/swavd/swavd/compute/gl"
+	"github.com/swavd/swavd/model"
 )
 
 func glOrSkip(t *testing.T, api gl.API) *gl.Backend {
@@ -179,3 +180,103 @@ func TestGLSteadyStateStepAllocatesAndReadsNothing(t *testing.T) {
 }
 
 var _ compute.Backend = (*gl.Backend)(nil)
+
+// TestGLDelayedLossOverlapsSteps: with DelayLoss the loss of each step is
+// read behind a fence at the start of the next, so the CPU builds the next
+// batch while the GPU finishes. The computation is the same: the state
+// after five steps is bit-identical to a run that reads each loss at once,
+// the losses are the same one call later, a steady-state step creates no
+// buffer and reads 4 bytes, and a NaN batch is undone (one call later).
+func TestGLDelayedLossOverlapsSteps(t *testing.T) {
+	g := glOrSkip(t, gl.GL43)
+	cfg, err := configFor("tiny", "SWAVD_SWAV_QUEUE_LENGTH=64", "SWAVD_SWAV_QUEUE_FROM_STEP=3", "SWAVD_SWAV_FREEZE_PROTOTYPES_STEPS=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs := fashion(t, 200)
+	run := func(delay bool) (*Session, []float64) {
+		s, err := NewSession(g, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		s.Trainer.DelayLoss = delay
+		var losses []float64
+		for i := 0; i < 5; i++ {
+			r, err := s.Step(imgs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Step >= 0 {
+				if r.Step != len(losses) {
+					t.Fatalf("reported step %d, want %d", r.Step, len(losses))
+				}
+				losses = append(losses, r.Loss)
+			}
+		}
+		if delay {
+			if len(losses) != 4 || s.Trainer.Step != 5 {
+				t.Fatalf("delayed: %d losses by the fifth call, step %d", len(losses), s.Trainer.Step)
+			}
+			before := g.Stats()
+			st, err := s.Trainer.Settle()
+			if err != nil || st.Step != 4 {
+				t.Fatalf("settle: %+v %v", st, err)
+			}
+			if n := g.Stats().Downloads - before.Downloads; n != 1 {
+				t.Fatalf("settling read %d times", n)
+			}
+			losses = append(losses, st.Loss)
+		}
+		return s, losses
+	}
+	syncS, syncL := run(false)
+	delayS, delayL := run(true)
+	for i := range syncL {
+		if syncL[i] != delayL[i] {
+			t.Fatalf("loss %d: %v read at once, %v delayed", i, syncL[i], delayL[i])
+		}
+	}
+	a, b := state(syncS), state(delayS)
+	for name, va := range a {
+		for i := range va {
+			if va[i] != b[name][i] {
+				t.Fatalf("%s[%d]: %v read at once, %v delayed", name, i, va[i], b[name][i])
+			}
+		}
+	}
+
+	// Steady state in delayed mode.
+	before := g.Stats()
+	if _, err := delayS.Step(imgs); err != nil {
+		t.Fatal(err)
+	}
+	after := g.Stats()
+	if n := after.BuffersCreated - before.BuffersCreated; n != 0 {
+		t.Errorf("a delayed steady-state step created %d buffers", n)
+	}
+	if n, by := after.Downloads-before.Downloads, after.DownloadBytes-before.DownloadBytes; n > 1 || by > 4 {
+		t.Errorf("a delayed steady-state step read back %d times, %d bytes", n, by)
+	}
+
+	// A NaN batch: its step is undone when its loss is settled.
+	delayS.Trainer.Settle()
+	step := delayS.Trainer.Step
+	batch := cfg.Views.NewBatch(cfg.Train.Batch)
+	if err := cfg.Views.Fill(batch, imgs[:cfg.Train.Batch], 1); err != nil {
+		t.Fatal(err)
+	}
+	batch.Global[5] = float32(math.NaN())
+	if _, err := delayS.Trainer.TrainStep(batch); err != nil {
+		t.Fatalf("issuing the NaN step: %v", err)
+	}
+	if _, err := delayS.Trainer.Settle(); !errors.Is(err, model.ErrNonFinite) {
+		t.Fatalf("settling the NaN step: %v, want ErrNonFinite", err)
+	}
+	if delayS.Trainer.Step != step-1 {
+		t.Errorf("step %d after the undone step, want %d (back to before the last finite step)", delayS.Trainer.Step, step-1)
+	}
+	if r, err := delayS.Step(imgs); err != nil || r.Discarded {
+		t.Fatalf("after the undone step: %+v %v", r, err)
+	}
+}

@@ -38,6 +38,10 @@ type funcs struct {
 	DispatchCompute    func(x, y, z uint32)
 	MemoryBarrier      func(barriers uint32)
 	Finish             func()
+	Flush              func()
+	FenceSync          func(condition, flags uint32) uintptr
+	ClientWaitSync     func(sync uintptr, flags uint32, timeout uint64) uint32
+	DeleteSync         func(sync uintptr)
 }
 
 // GL enums (identical in GL 4.3 and GL ES 3.1).

@@ -22,5 +22,6 @@ func loadGL43(proc func(string) unsafe.Pointer) (*funcs, error) {
 		BufferSubData: gl43.BufferSubData, BindBufferRange: gl43.BindBufferRange, CopyBufferSubData: gl43.CopyBufferSubData,
 		MapBufferRange: gl43.MapBufferRange, UnmapBuffer: gl43.UnmapBuffer,
 		DispatchCompute: gl43.DispatchCompute, MemoryBarrier: gl43.MemoryBarrier, Finish: gl43.Finish,
+		Flush: gl43.Flush, FenceSync: gl43.FenceSync, ClientWaitSync: gl43.ClientWaitSync, DeleteSync: gl43.DeleteSync,
 	}, nil
 }

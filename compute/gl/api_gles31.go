@@ -22,5 +22,6 @@ func loadGLES31(proc func(string) unsafe.Pointer) (*funcs, error) {
 		BufferSubData: gles.BufferSubData, BindBufferRange: gles.BindBufferRange, CopyBufferSubData: gles.CopyBufferSubData,
 		MapBufferRange: gles.MapBufferRange, UnmapBuffer: gles.UnmapBuffer,
 		DispatchCompute: gles.DispatchCompute, MemoryBarrier: gles.MemoryBarrier, Finish: gles.Finish,
+		Flush: gles.Flush, FenceSync: gles.FenceSync, ClientWaitSync: gles.ClientWaitSync, DeleteSync: gles.DeleteSync,
 	}, nil
 }

@@ -212,6 +212,7 @@ func (b *Backend) Download(dst []float32, src compute.Tensor) {
 		}
 		copy(dst, unsafe.Slice((*float32)(p), t.n))
 		f.UnmapBuffer(glShaderStorageBuffer)
+		b.checkError()
 	})
 	b.stats.Downloads++
 	b.stats.DownloadBytes += 4 * t.n
@@ -226,17 +227,22 @@ func (b *Backend) copyRange(dst *buffer, dstOff int, src *buffer, srcOff, n int)
 	f.MemoryBarrier(glAllBarrierBits)
 }
 
-// Finish waits until the GPU has done all work issued so far.
-// Finish waits for the queued work and records any GL error it raised:
-// the trainer calls it once per step, so a lost context or an
-// out-of-memory error surfaces through Err within a step.
+// Finish waits until the GPU has done all work issued so far, and
+// records any GL error it raised.
 func (b *Backend) Finish() {
 	b.ctx.do(func() {
 		b.ctx.fn.Finish()
-		if e := b.ctx.fn.GetError(); e != glNoError && b.err == nil {
-			b.err = fmt.Errorf("gl: %s on %s", glErrorName(e), b.ctx.info.Renderer)
-		}
+		b.checkError()
 	})
+}
+
+// checkError records the first GL error (on the context thread). A
+// download ends every training step (the loss), and it checks, so a lost
+// context or running out of memory surfaces through Err within a step.
+func (b *Backend) checkError() {
+	if e := b.ctx.fn.GetError(); e != glNoError && b.err == nil {
+		b.err = fmt.Errorf("gl: %s on %s", glErrorName(e), b.ctx.info.Renderer)
+	}
 }
 
 // glErrorName names the errors glGetError reports after a compute pass.
