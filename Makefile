@@ -45,6 +45,7 @@ test: deps
 # In another terminal: bin/swavctl --socket $(RUNDIR)/swavd.sock status
 # Ctrl-C writes a checkpoint and stops; the next run resumes from it.
 run: deps build
+	@echo "swavd: in another terminal: $(BIN)/swavctl --socket $(RUNDIR)/swavd.sock status"
 	$(BIN)/swavd run --socket $(RUNDIR)/swavd.sock --state-dir $(RUNDIR)/state
 
 # Offline training of edge-small for STEPS steps into OUT (resumes).

@@ -15,12 +15,17 @@ import (
 	"github.com/swavd/swavd/config"
 )
 
-// testConfig is the tiny preset with small buffers, state in a temp dir.
-func testConfig(t testing.TB) *config.Config {
-	cfg, err := config.Load(config.Options{Preset: "tiny"})
+func testConfigFor(t testing.TB, preset string) *config.Config {
+	cfg, err := config.Load(config.Options{Preset: preset})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+// testConfig is the tiny preset with small buffers, state in a temp dir.
+func testConfig(t testing.TB) *config.Config {
+	cfg := testConfigFor(t, "tiny")
 	dc := &cfg.Daemon
 	dc.StateDir = t.TempDir()
 	dc.Socket = filepath.Join(t.TempDir(), "swavd.sock")

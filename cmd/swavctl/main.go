@@ -117,7 +117,11 @@ func (c *cli) status(ctx context.Context) error {
 	}
 	fmt.Fprintf(w, "backend\t%s\n", b)
 	cam := s.Camera
-	fmt.Fprintf(w, "camera\t%s: %s %s\n", cam.Source, cam.State, cam.Format)
+	state := cam.State
+	if cam.Format != "" {
+		state += ", " + cam.Format
+	}
+	fmt.Fprintf(w, "camera\t%s: %s\n", cam.Source, state)
 	if cam.LastError != "" {
 		fmt.Fprintf(w, "\tlast error: %s\n", cam.LastError)
 	}

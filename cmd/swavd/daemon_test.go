@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"image"
+	"image/png"
 	"net"
 	"os"
 	"os/exec"
@@ -144,6 +146,22 @@ func TestDaemonEndToEnd(t *testing.T) {
 	if err != nil || len(f.Tensors["prototypes"].Shape) != 2 || f.Tensors["prototypes"].Shape[0] != 32 {
 		t.Fatalf("pulled prototypes: %v", err)
 	}
+	img := filepath.Join(dir, "frame.png")
+	m := image.NewGray(image.Rect(0, 0, 28, 28))
+	for i := range m.Pix {
+		m.Pix[i] = uint8(i)
+	}
+	var pb bytes.Buffer
+	png.Encode(&pb, m)
+	os.WriteFile(img, pb.Bytes(), 0o644)
+	out, err = swavctl(t, ctl, socket, "--json", "assign", img)
+	var a api.Assignment
+	if err != nil || json.Unmarshal([]byte(out), &a) != nil || len(a.Probs) != 32 || a.Cluster < 0 || a.Cluster >= 32 {
+		t.Fatalf("assign: %v\n%s", err, out)
+	}
+	if out, err := swavctl(t, ctl, socket, "checkpoint"); err != nil || !strings.Contains(out, "checkpoint at step") {
+		t.Fatalf("checkpoint: %v\n%s", err, out)
+	}
 	mosaic := filepath.Join(dir, "mosaic.png")
 	if out, err := swavctl(t, ctl, socket, "clusters", "--mosaic", mosaic); err != nil || !strings.Contains(out, "mosaic written") {
 		t.Fatalf("clusters --mosaic: %v\n%s", err, out)
@@ -156,8 +174,8 @@ func TestDaemonEndToEnd(t *testing.T) {
 	if len(ckpts) == 0 {
 		t.Fatal("no checkpoint on disk")
 	}
-	m := regexp.MustCompile(`ckpt-0*(\d+)-`).FindStringSubmatch(filepath.Base(ckpts[0]))
-	want, _ := strconv.Atoi(m[1])
+	sm := regexp.MustCompile(`ckpt-0*(\d+)-`).FindStringSubmatch(filepath.Base(ckpts[0]))
+	want, _ := strconv.Atoi(sm[1])
 	p2 := startSwavd(t, bin, socket, state)
 	s2 := waitStatus(t, ctl, socket, p2, "the restarted daemon", func(*api.Status) bool { return true })
 	if s2.Training.Step < want || !strings.Contains(p2.log.String(), "at step "+strconv.Itoa(want)+" ") {
