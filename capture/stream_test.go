@@ -2,9 +2,9 @@ package capture
 
 import (
 	"bytes"
-	"image/jpeg"
 	"context"
 	"errors"
+	"image/jpeg"
 	"os"
 	"strings"
 	"sync"
