@@ -65,14 +65,14 @@ func OpenStream(spec string, o StreamOptions) (Source, error) {
 		return newV4L2(spec, arg, o), nil
 	case "pattern":
 		return newPaced(spec, o.FPS, &patternGen{rng: rand.New(rand.NewPCG(1, 2))}), nil
-	case "idx":
-		g, err := newIDXReplay(arg)
-		if err != nil {
-			return nil, err
+	case "idx", "dir":
+		var g generator
+		var err error
+		if kind == "idx" {
+			g, err = newIDXReplay(arg)
+		} else {
+			g, err = newDirReplay(arg)
 		}
-		return newPaced(spec, o.FPS, g), nil
-	case "dir":
-		g, err := newDirReplay(arg)
 		if err != nil {
 			return nil, err
 		}

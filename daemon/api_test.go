@@ -7,6 +7,7 @@ import (
 	"image"
 	"image/png"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/swavd/swavd/api"
 	"github.com/swavd/swavd/capture"
+	"github.com/swavd/swavd/compute/cpu"
 	"github.com/swavd/swavd/safetensors"
 )
 
@@ -136,7 +138,10 @@ func float32ToF(v float64) float64 { return float64(float32(v)) }
 
 func rawRequest(t *testing.T, socket, method, path string, body []byte) (int, api.Error) {
 	t.Helper()
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (netConn, error) { return dialUnix(ctx, socket) }}
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	}}
 	req, _ := http.NewRequest(method, "http://swavd"+path, bytes.NewReader(body))
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
@@ -154,7 +159,7 @@ func rawRequest(t *testing.T, socket, method, path string, body []byte) (int, ap
 // in the group; allowed for a member.
 func TestWritesNeedRootOrTheGroup(t *testing.T) {
 	cfg := testConfig(t)
-	d, err := New(Options{Config: cfg, Backend: nil2cpu(), Source: patternSource(t, 10), Version: "test"})
+	d, err := New(Options{Config: cfg, Backend: cpu.New(), Source: patternSource(t, 10), Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +204,7 @@ func TestWritesNeedRootOrTheGroup(t *testing.T) {
 func FuzzAPIRequest(f *testing.F) {
 	cfg := testConfig(f)
 	cfg.Daemon.MaxRequestBytes = 1 << 16
-	d, err := New(Options{Config: cfg, Backend: nil2cpu(), Source: patternSource(f, 10), Version: "test"})
+	d, err := New(Options{Config: cfg, Backend: cpu.New(), Source: patternSource(f, 10), Version: "test"})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/swavd/swavd/api"
@@ -23,7 +24,7 @@ const manifestFile = "manifest.json"
 // crash or a full disk leaves the older checkpoints as they were.
 type Checkpoints struct {
 	Dir  string
-	Keep int
+	Keep atomic.Int64 // how many to keep; a reload changes it while the trainer saves
 	// writeFile writes and fsyncs one file; tests swap it to fill the disk.
 	writeFile func(path string, data []byte) error
 }
@@ -38,7 +39,9 @@ func NewCheckpoints(dir string, keep int) (*Checkpoints, error) {
 	for _, t := range tmps {
 		os.RemoveAll(t)
 	}
-	return &Checkpoints{Dir: dir, Keep: keep, writeFile: writeFileSync}, nil
+	c := &Checkpoints{Dir: dir, writeFile: writeFileSync}
+	c.Keep.Store(int64(keep))
+	return c, nil
 }
 
 func writeFileSync(path string, data []byte) error {
@@ -119,7 +122,8 @@ func (c *Checkpoints) List() []string {
 }
 
 func (c *Checkpoints) prune() {
-	for _, old := range c.List()[min(c.Keep, len(c.List())):] {
+	list := c.List()
+	for _, old := range list[min(int(c.Keep.Load()), len(list)):] {
 		os.RemoveAll(old)
 	}
 }

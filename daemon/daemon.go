@@ -233,7 +233,7 @@ func (d *Daemon) Reload(cfg *config.Config) error {
 	live.Daemon.KeepCheckpoints = cfg.Daemon.KeepCheckpoints
 	d.cfg.Store(&live)
 	d.mu.Lock()
-	d.ckpts.Keep = live.Daemon.KeepCheckpoints
+	d.ckpts.Keep.Store(int64(live.Daemon.KeepCheckpoints))
 	d.training.DutyCycle = live.Daemon.DutyCycle
 	d.mu.Unlock()
 	if !reflect.DeepEqual(&live, cfg) {
@@ -430,32 +430,39 @@ func (d *Daemon) checkpointNow() (api.Checkpoint, error) {
 	if failed {
 		return api.Checkpoint{}, errors.New("checkpoint: training failed; the last checkpoint is kept")
 	}
+	files, err := d.encodeState(cfg)
+	var c api.Checkpoint
+	if err == nil {
+		c, err = d.ckpts.Save(d.sess.Trainer.Step, files)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		d.ckptFails.Add(1)
+		d.ckptErr = err.Error()
+		return api.Checkpoint{}, err
+	}
+	d.last, d.ckptErr = &c, ""
+	return c, nil
+}
+
+// encodeState serializes what a checkpoint holds: the trainer's state,
+// the cluster statistics and the replay buffer.
+func (d *Daemon) encodeState(cfg *config.Config) (map[string][]byte, error) {
 	cj, _ := json.Marshal(cfg)
 	tensors, meta, err := model.EncodeCheckpoint(d.sess.Trainer, model.CheckpointMeta{Version: d.o.Version, Preset: cfg.Preset, Config: cj})
-	if err == nil {
-		var stats []byte
-		stats, err = json.Marshal(d.stats)
-		var rb bytes.Buffer
-		if err == nil {
-			_, err = d.replay.WriteTo(&rb)
-		}
-		if err == nil {
-			var c api.Checkpoint
-			c, err = d.ckpts.Save(d.sess.Trainer.Step, map[string][]byte{model.TensorsFile: tensors,
-				model.MetaFile: meta, fileStats: stats, fileReplay: rb.Bytes()})
-			if err == nil {
-				d.mu.Lock()
-				d.last, d.ckptErr = &c, ""
-				d.mu.Unlock()
-				return c, nil
-			}
-		}
+	if err != nil {
+		return nil, err
 	}
-	d.ckptFails.Add(1)
-	d.mu.Lock()
-	d.ckptErr = err.Error()
-	d.mu.Unlock()
-	return api.Checkpoint{}, err
+	stats, err := json.Marshal(d.stats)
+	if err != nil {
+		return nil, err
+	}
+	var rb bytes.Buffer
+	if _, err := d.replay.WriteTo(&rb); err != nil {
+		return nil, err
+	}
+	return map[string][]byte{model.TensorsFile: tensors, model.MetaFile: meta, fileStats: stats, fileReplay: rb.Bytes()}, nil
 }
 
 // RequestCheckpoint asks the trainer for a checkpoint between steps.

@@ -20,8 +20,8 @@ func TestReloadAppliesLiveKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Training.DutyCycle != 0.5 || s.d.ckpts.Keep != 7 || s.d.config().Daemon.DutyCycle != 0.5 {
-		t.Fatalf("after reload: duty %v, keep %d", st.Training.DutyCycle, s.d.ckpts.Keep)
+	if st.Training.DutyCycle != 0.5 || s.d.ckpts.Keep.Load() != 7 || s.d.config().Daemon.DutyCycle != 0.5 {
+		t.Fatalf("after reload: duty %v, keep %d", st.Training.DutyCycle, s.d.ckpts.Keep.Load())
 	}
 	other := next
 	other.Daemon.ReplaySize = 999

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/png"
 	"math"
@@ -168,11 +169,11 @@ func (s *Stats) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	if f.K != s.k || len(f.Total) != s.k || len(f.ConfSum) != s.k || len(f.LastSeen) != s.k {
-		return errMismatch("cluster statistics", f.K, s.k)
+		return fmt.Errorf("cluster statistics for %d clusters; the model has %d", f.K, s.k)
 	}
 	for _, c := range f.Recent {
 		if c < 0 || int(c) >= s.k {
-			return errMismatch("cluster statistics", int(c), s.k)
+			return fmt.Errorf("cluster statistics name cluster %d of %d", c, s.k)
 		}
 	}
 	s.mu.Lock()

@@ -261,19 +261,17 @@ func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
 	var lv [1]float32
 	be.Download(lv[:], loss)
 	st.Loss = float64(lv[0])
-	return st, t.accept(lv[0], false)
+	t.Step++
+	return st, t.accept(lv[0])
 }
 
-// accept keeps or undoes the step whose loss is lv.
-func (t *Trainer) accept(lv float32, counted bool) error {
+// accept keeps the step whose loss is lv, or undoes it (Step included).
+func (t *Trainer) accept(lv float32) error {
 	if !finite(lv) {
 		t.restore(&t.good)
 		return ErrNonFinite
 	}
 	t.good, t.pending = t.pending, t.good
-	if !counted {
-		t.Step++
-	}
 	return nil
 }
 
@@ -289,7 +287,7 @@ func (t *Trainer) Settle() (StepStats, error) {
 	var lv [1]float32
 	f.p.Wait(lv[:])
 	f.st.Loss = float64(lv[0])
-	return f.st, t.accept(lv[0], true)
+	return f.st, t.accept(lv[0])
 }
 
 // carryGradientCheck adds 0 x (the sum of every gradient) to the loss:

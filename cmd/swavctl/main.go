@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"sort"
@@ -134,7 +135,7 @@ func (c *cli) status(ctx context.Context) error {
 		fmt.Fprintf(w, "\tlast error: %s\n", t.LastError)
 	}
 	u := s.Clusters
-	fmt.Fprintf(w, "clusters\t%d of %d used (%d recently), entropy %.2f nats (recent %.2f, uniform %.2f)\n", u.Used, u.K, u.RecentUsed, u.Entropy, u.RecentEntropy, logf(u.K))
+	fmt.Fprintf(w, "clusters\t%d of %d used (%d recently), entropy %.2f nats (recent %.2f, uniform %.2f)\n", u.Used, u.K, u.RecentUsed, u.Entropy, u.RecentEntropy, math.Log(float64(u.K)))
 	if s.LastCheckpoint != nil {
 		fmt.Fprintf(w, "checkpoint\tstep %d at %s, %s\n", s.LastCheckpoint.Step, s.LastCheckpoint.At.Local().Format(time.DateTime), s.LastCheckpoint.Path)
 	} else {

@@ -6,13 +6,10 @@ import (
 	"image"
 	"image/draw"
 	"image/png"
-	"math"
 	"os"
 
 	"github.com/swavd/swavd/api"
 )
-
-func logf(k int) float64 { return math.Log(float64(k)) }
 
 // writeMosaic draws one row per cluster (most used first) of its
 // exemplars, each scaled to a 48-pixel tile, with a 2-pixel gap.

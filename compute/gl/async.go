@@ -71,7 +71,7 @@ func (p *pending) Wait(dst []float32) {
 			f.UnmapBuffer(glShaderStorageBuffer)
 		}
 		b.checkError()
-		b.free[p.staging.bytes] = append(b.free[p.staging.bytes], p.staging)
+		b.recycle(p.staging)
 	})
 	b.stats.Downloads++
 	b.stats.DownloadBytes += 4 * p.n

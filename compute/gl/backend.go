@@ -160,11 +160,14 @@ func (b *Backend) Release(ts ...compute.Tensor) {
 		}
 		gt := tensorOf(t)
 		if gt.owner && gt.buf != nil {
-			b.free[gt.buf.bytes] = append(b.free[gt.buf.bytes], gt.buf)
+			b.recycle(gt.buf)
 			gt.buf = nil
 		}
 	}
 }
+
+// recycle returns a buffer to the pool.
+func (b *Backend) recycle(buf *buffer) { b.free[buf.bytes] = append(b.free[buf.bytes], buf) }
 
 func (b *Backend) View(t compute.Tensor, offset int, shape ...int) compute.Tensor {
 	gt := tensorOf(t)
