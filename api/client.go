@@ -129,6 +129,10 @@ func (c *Client) Events(ctx context.Context, fn func(Assignment) error) error {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
+		if ctx.Err() != nil {
+			// Lines already buffered are not delivered after the caller cancels.
+			return nil
+		}
 		data, ok := strings.CutPrefix(sc.Text(), "data: ")
 		if !ok {
 			continue
