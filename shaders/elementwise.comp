@@ -51,6 +51,24 @@ void main() {
 	}
 }
 
+#elif defined(OP_SUM_SPLITS)
+// y [n/cols, ldc] = sum over splits of x [splits, n/cols, cols] + beta*y:
+// the partial products of a matrix product split along K.
+uniform int cols;
+uniform int ldc;
+uniform int splits;
+uniform float beta;
+layout(std430, binding = 0) buffer B0 { float y[]; };
+layout(std430, binding = 1) readonly buffer B1 { float x[]; };
+void main() {
+	FOR_EACH(i, n) {
+		float s = 0.0;
+		for (int z = 0; z < splits; z++) s += x[o1 + z * n + i];
+		int r = i / cols, idx = o0 + r * ldc + (i - r * cols);
+		y[idx] = s + (beta != 0.0 ? beta * y[idx] : 0.0);
+	}
+}
+
 #elif defined(OP_SGD)
 // PyTorch's SGD with momentum and weight decay; with LARS, norms holds
 // ||w||^2 and ||g||^2 and scales the step by the trust ratio.

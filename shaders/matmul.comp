@@ -1,13 +1,24 @@
-// Tiled matrix products in shared memory: C[M,N] = alpha*A*B + beta*C,
-// a 16x16 tile per workgroup of 16x8 invocations (two outputs each, 128
-// invocations: within GL ES 3.1's minimum). The convolutions are the same
-// product with A and B gathered straight from the tensors (implicit GEMM,
-// no lowered copy in memory):
+// Tiled matrix products in shared memory: C[M,N] = alpha*A*B + beta*C.
+// A workgroup of 16x8 invocations (128: within GL ES 3.1's minimum) owns a
+// BM x BN tile of C and keeps a (BM/8) x (BN/16) block of it in registers
+// per invocation, so each value loaded into shared memory feeds many
+// multiply-adds and a barrier pair covers BM*BN*16 of them. BM x BN is
+// 64x128, or 32x128 for products with few rows (the backend chooses).
+// Workgroups along z split K into slices of kChunk (for products with few
+// output tiles and a long K, such as filter gradients); each slice writes
+// its own partial product splitStride elements apart, summed by the
+// elementwise SUM_SPLITS pass. The convolutions are the same product with A
+// and B gathered straight from the tensors (implicit GEMM, no lowered copy
+// in memory):
 //   MODE_GEMM         A, B plain matrices, optionally transposed
 //   MODE_CONV_FWD     y[Co, N*Ho*Wo] = w[Co, C*k*k] * im2col(x)
 //   MODE_CONV_DW      dw[Co, C*k*k]  = dy[Co, N*Ho*Wo] * im2col(x)^T
 //   MODE_CONV_DX      dx[C, N*H*W]   = w^T[C, Co*k*k] * col(dy) (the transposed convolution)
-#define TS 16
+#define BK 16
+#define TM (BM / 8)
+#define TN (BN / 16)
+#define TV (TN / 4) // vec4s of accumulators per row
+#define THREADS 128
 uniform int M;
 uniform int N;
 uniform int K;
@@ -18,6 +29,8 @@ uniform int ldb;
 uniform int ldc;
 uniform int transA;
 uniform int transB;
+uniform int kChunk;
+uniform int splitStride;
 // Convolution geometry: input C x H x W, output Co x Ho x Wo, batch NB,
 // kernel KS, stride S, padding P.
 uniform int C;
@@ -35,85 +48,146 @@ layout(std430, binding = 0) buffer B0 { float c[]; };
 layout(std430, binding = 1) readonly buffer B1 { float a[]; };
 layout(std430, binding = 2) readonly buffer B2 { float b[]; };
 
-shared float As[TS][TS + 1];
-shared float Bs[TS][TS + 1];
+// k-major: the inner loop reads a row of each.
+shared float As[BK][BM + 1];
+shared float Bs[BK][BN];
 
-// im2col(x)[r, q]: r = (channel, tap), q = (image, output pixel).
-float im2col(int r, int q) {
-	int kk = KS * KS;
-	int ch = r / kk, t = r - ch * kk;
-	int kh = t / KS, kw = t - kh * KS;
+#if !defined(MODE_GEMM)
+// The gathers' index arithmetic (integer divisions, slow on GPUs and worse
+// on llvmpipe) is done once, not per element: every B load of an
+// invocation is in the same column j (128 is a multiple of BN), so j's part
+// is computed once (jPart); the part of each inner index k is computed once
+// per tile by 16 invocations into kTab, double-buffered so that filling the
+// next tile's entries needs no barrier of its own.
+shared ivec4 kTab[2][BK];
+ivec4 jPart;
+
+// pixel splits q = (image, output pixel) into the image's offset in a
+// channel plane of x and the top-left input pixel its window reads.
+ivec4 pixel(int q) {
 	int hw = Ho * Wo;
 	int img = q / hw, p = q - img * hw;
-	int oh = p / Wo, ow = p - oh * Wo;
-	int ih = oh * S - P + kh, iw = ow * S - P + kw;
-	if (ih < 0 || ih >= H || iw < 0 || iw >= W) return 0.0;
-	return b[o2 + ((ch * NB + img) * H + ih) * W + iw];
+	int oh = p / Wo;
+	return ivec4(img * H * W, oh * S - P, (p - oh * Wo) * S - P, 0);
 }
 
-float loadA(int i, int k) {
+// tap splits r = (channel, kh, kw) into the channel's offset in x and the
+// tap; w is r's place in a filter of ch channels per output channel.
+ivec4 tap(int r, int planeSize, int ch) {
+	int kk = KS * KS;
+	int c0 = r / kk, t = r - c0 * kk;
+	int kh = t / KS;
+	return ivec4(c0 * planeSize, kh, t - kh * KS, c0 * ch * kk + t);
+}
+
+#if defined(MODE_CONV_FWD)
+// B[k, j] = im2col(x)[k = (channel, tap), j = (image, output pixel)]
+ivec4 kPart(int k) { return tap(k, NB * H * W, 0); }
+ivec4 columnPart(int j) { return pixel(j); }
+#elif defined(MODE_CONV_DW)
+// B[k, j] = im2col(x)[j = (channel, tap), k = (image, output pixel)]
+ivec4 kPart(int k) { return pixel(k); }
+ivec4 columnPart(int j) { return tap(j, NB * H * W, 0); }
+#else // MODE_CONV_DX: k = (output channel, tap), j = (image, input pixel)
+ivec4 kPart(int k) { return tap(k, NB * Ho * Wo, C); }
+ivec4 columnPart(int j) {
+	int hw = H * W;
+	int img = j / hw, p = j - img * hw;
+	int ih = p / W;
+	return ivec4(img * Ho * Wo, ih + P, p - ih * W + P, 0);
+}
+#endif
+#endif
+
+float loadA(int i, int k, ivec4 kp) {
 	if (i >= M || k >= K) return 0.0;
 #if defined(MODE_GEMM)
 	return transA != 0 ? a[o1 + k * lda + i] : a[o1 + i * lda + k];
 #elif defined(MODE_CONV_FWD) || defined(MODE_CONV_DW)
 	return a[o1 + i * K + k];
 #else // MODE_CONV_DX: A(ch, (co, tap)) = w[co, ch, tap]
-	int kk = KS * KS;
-	int co = k / kk, t = k - co * kk;
-	return a[o1 + (co * C + i) * kk + t];
+	return a[o1 + kp.w + i * KS * KS];
 #endif
 }
 
-float loadB(int k, int j) {
+float loadB(int k, int j, ivec4 kp) {
 	if (k >= K || j >= N) return 0.0;
 #if defined(MODE_GEMM)
 	return transB != 0 ? b[o2 + j * ldb + k] : b[o2 + k * ldb + j];
-#elif defined(MODE_CONV_FWD)
-	return im2col(k, j);
-#elif defined(MODE_CONV_DW)
-	return im2col(j, k);
-#else // MODE_CONV_DX: dy[co, img, oh, ow] where the tap (kh, kw) of output (oh, ow) reads input pixel j
-	int kk = KS * KS;
-	int co = k / kk, t = k - co * kk;
-	int kh = t / KS, kw = t - kh * KS;
-	int hw = H * W;
-	int img = j / hw, p = j - img * hw;
-	int ih = p / W, iw = p - ih * W;
-	int y = ih + P - kh, x = iw + P - kw;
-	if (y < 0 || x < 0 || y % S != 0 || x % S != 0) return 0.0;
-	y /= S;
-	x /= S;
+#elif defined(MODE_CONV_FWD) || defined(MODE_CONV_DW)
+	// x[channel, image, ih, iw]; one of kp, jPart holds the window's corner, the other the tap
+	int ih = kp.y + jPart.y, iw = kp.z + jPart.z;
+	if (ih < 0 || ih >= H || iw < 0 || iw >= W) return 0.0;
+	return b[o2 + kp.x + jPart.x + ih * W + iw];
+#else // MODE_CONV_DX: dy[co, img, oh, ow] where tap (kh, kw) of output (oh, ow) reads input pixel j
+	int y = jPart.y - kp.y, x = jPart.z - kp.z;
+	if (y < 0 || x < 0) return 0.0;
+	if (S != 1) {
+		if (y % S != 0 || x % S != 0) return 0.0;
+		y /= S;
+		x /= S;
+	}
 	if (y >= Ho || x >= Wo) return 0.0;
-	return b[o2 + ((co * NB + img) * Ho + y) * Wo + x];
+	return b[o2 + kp.x + jPart.x + y * Wo + x];
 #endif
 }
 
 void main() {
 	int tx = int(gl_LocalInvocationID.x), ty = int(gl_LocalInvocationID.y);
-	int row0 = int(gl_WorkGroupID.y) * TS, col0 = int(gl_WorkGroupID.x) * TS;
-	float acc0 = 0.0, acc1 = 0.0;
-	for (int k0 = 0; k0 < K; k0 += TS) {
-		As[ty][tx] = loadA(row0 + ty, k0 + tx);
-		As[ty + 8][tx] = loadA(row0 + ty + 8, k0 + tx);
-		Bs[ty][tx] = loadB(k0 + ty, col0 + tx);
-		Bs[ty + 8][tx] = loadB(k0 + ty + 8, col0 + tx);
-		barrier();
-		for (int kk = 0; kk < TS; kk++) {
-			float bv = Bs[kk][tx];
-			acc0 += As[ty][kk] * bv;
-			acc1 += As[ty + 8][kk] * bv;
+	int tid = ty * 16 + tx;
+	int row0 = int(gl_WorkGroupID.y) * BM, col0 = int(gl_WorkGroupID.x) * BN;
+	int kBegin = int(gl_WorkGroupID.z) * kChunk, kEnd = min(K, kBegin + kChunk);
+	ivec4 kp = ivec4(0);
+#if !defined(MODE_GEMM)
+	jPart = columnPart(col0 + tid % BN);
+	if (tid < BK) kTab[0][tid] = kPart(kBegin + tid);
+	barrier();
+#endif
+	// This invocation's outputs: rows row0 + ty + 8i, columns col0 + tx + 16j
+	// (neighbouring invocations touch neighbouring columns).
+	vec4 acc[TM * TV];
+	for (int i = 0; i < TM * TV; i++) acc[i] = vec4(0.0);
+	int slot = 0;
+	for (int k0 = kBegin; k0 < kEnd; k0 += BK) {
+		for (int l = tid; l < BM * BK; l += THREADS) {
+			int m = l / BK, k = l - m * BK;
+#if !defined(MODE_GEMM)
+			kp = kTab[slot][k];
+#endif
+			As[k][m] = loadA(row0 + m, k0 + k, kp);
+		}
+		for (int l = tid; l < BK * BN; l += THREADS) {
+			int k = l / BN, n = l - k * BN;
+#if !defined(MODE_GEMM)
+			kp = kTab[slot][k];
+#endif
+			Bs[k][n] = loadB(k0 + k, col0 + n, kp);
 		}
 		barrier();
+#if !defined(MODE_GEMM)
+		if (tid < BK) kTab[1 - slot][tid] = kPart(k0 + BK + tid);
+#endif
+		for (int kk = 0; kk < BK; kk++) {
+			vec4 bv[TV];
+			for (int v = 0; v < TV; v++)
+				bv[v] = vec4(Bs[kk][tx + 64 * v], Bs[kk][tx + 64 * v + 16], Bs[kk][tx + 64 * v + 32], Bs[kk][tx + 64 * v + 48]);
+			for (int i = 0; i < TM; i++) {
+				float av = As[kk][ty + 8 * i];
+				for (int v = 0; v < TV; v++) acc[i * TV + v] += av * bv[v];
+			}
+		}
+		barrier();
+		slot = 1 - slot;
 	}
-	int col = col0 + tx;
-	if (col >= N) return;
-	int r0 = row0 + ty, r1 = row0 + ty + 8;
-	if (r0 < M) {
-		int idx = o0 + r0 * ldc + col;
-		c[idx] = alpha * acc0 + (beta != 0.0 ? beta * c[idx] : 0.0);
-	}
-	if (r1 < M) {
-		int idx = o0 + r1 * ldc + col;
-		c[idx] = alpha * acc1 + (beta != 0.0 ? beta * c[idx] : 0.0);
+	int base = o0 + int(gl_WorkGroupID.z) * splitStride;
+	for (int i = 0; i < TM; i++) {
+		int r = row0 + ty + 8 * i;
+		if (r >= M) break;
+		for (int j = 0; j < TN; j++) {
+			int col = col0 + tx + 16 * j;
+			if (col >= N) break;
+			int idx = base + r * ldc + col;
+			c[idx] = alpha * acc[i * TV + j / 4][j % 4] + (beta != 0.0 ? beta * c[idx] : 0.0);
+		}
 	}
 }

@@ -35,6 +35,7 @@ type benchReport struct {
 	Data         string             `json:"data"`
 	GL           *gl.Info           `json:"gl,omitempty"`
 	GemmKernel   string             `json:"cpu_gemm_kernel,omitempty"`
+	GLPrograms   []gl.OpTime        `json:"gl_programs,omitempty"`
 }
 
 func runBench(args []string) error {
@@ -46,6 +47,7 @@ func runBench(args []string) error {
 	cf.key("daemon.source", "source", "", "--pipeline: frame source (daemon.source)")
 	cpuProfile := cf.fs.String("cpuprofile", "", "write a CPU profile (pprof) of the measured run to this file")
 	memProfile := cf.fs.String("memprofile", "", "write a heap profile (pprof, in-use memory) at the end to this file")
+	glProfile := cf.fs.Int("gl-profile", 0, "GL backend: after the timed steps, run this many more with the GPU finished around each dispatch and report the time per shader program")
 	if err := cf.fs.Parse(args); err != nil {
 		return err
 	}
@@ -115,6 +117,11 @@ func runBench(args []string) error {
 	} else {
 		rep.GemmKernel = cpu.GemmKernel()
 	}
+	if *glProfile > 0 {
+		if rep.GLPrograms, err = profileGL(s, imgs, *glProfile); err != nil {
+			return err
+		}
+	}
 	for _, b := range []int{1, 64} {
 		rep.InferenceFPS[fmt.Sprintf("batch_%d", b)] = inferenceFPS(s.Model, &cfg.Views, v.Global.Size, imgs, b)
 	}
@@ -138,7 +145,41 @@ func runBench(args []string) error {
 		rep.MsSplit["backward"], rep.MsSplit["update"], rep.GFLOPPerS)
 	fmt.Printf("inference: %.0f frames/s at batch 1, %.0f at batch 64\npeak RSS %.0f MiB\n",
 		rep.InferenceFPS["batch_1"], rep.InferenceFPS["batch_64"], rep.PeakRSSMiB)
+	if len(rep.GLPrograms) > 0 {
+		printGLProfile(rep.GLPrograms, *glProfile)
+	}
 	return nil
+}
+
+// profileGL runs steps more training steps with per-program timing on.
+func profileGL(s *train.Session, imgs []*capture.Image, steps int) ([]gl.OpTime, error) {
+	g, ok := s.Model.Backend().(*gl.Backend)
+	if !ok {
+		return nil, fmt.Errorf("--gl-profile needs the GL backend (--backend gl or gles); profile the CPU with --cpuprofile")
+	}
+	g.SetProfiling(true)
+	defer g.SetProfiling(false)
+	for i := 0; i < steps; i++ {
+		if _, err := s.Step(imgs); err != nil {
+			return nil, err
+		}
+	}
+	return g.Profile(), nil
+}
+
+func printGLProfile(ps []gl.OpTime, steps int) {
+	var total float64
+	for _, p := range ps {
+		total += p.Ms
+	}
+	fmt.Printf("GL programs over %d profiled steps (GPU finished around each dispatch), ms per step:\n", steps)
+	for _, p := range ps {
+		line := fmt.Sprintf("  %-28s %9.1f  %5.1f%%  %6d calls", p.Program, p.Ms/float64(steps), 100*p.Ms/total, p.Calls)
+		if p.GFLOP > 0 {
+			line += fmt.Sprintf("  %7.2f GFLOP/s", p.GFLOP/(p.Ms/1000))
+		}
+		fmt.Println(line)
+	}
 }
 
 // benchImages loads a few thousand images of the configured source, or

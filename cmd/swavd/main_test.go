@@ -84,7 +84,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 // passes its self-test.
 func TestBenchOnGL(t *testing.T) {
 	bin := swavd(t)
-	out, err := run(t, bin, "bench", "--backend", "gl", "--preset", "tiny", "--steps", "1", "--json")
+	out, err := run(t, bin, "bench", "--backend", "gl", "--preset", "tiny", "--steps", "1", "--gl-profile", "1", "--json")
 	if err != nil {
 		if strings.Contains(out, "no EGL display") {
 			t.Skipf("no EGL display can be opened here: %s", out)
@@ -92,14 +92,35 @@ func TestBenchOnGL(t *testing.T) {
 		t.Fatalf("bench --backend gl: %v\n%s", err, out)
 	}
 	var rep struct {
-		Backend string
-		GL      *struct{ Renderer, Version string }
+		Backend    string
+		GL         *struct{ Renderer, Version string }
+		GLPrograms []struct {
+			Program   string
+			Calls     int
+			Ms, GFLOP float64
+		} `json:"gl_programs"`
 	}
 	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
 		t.Fatalf("bench output is not JSON: %v\n%s", err, out)
 	}
 	if rep.GL == nil || rep.GL.Renderer == "" || rep.GL.Version == "" || !strings.HasPrefix(rep.Backend, "gl") {
 		t.Fatalf("bench --backend gl reported %+v", rep)
+	}
+	// --gl-profile: every program of a step, the convolutions with their work.
+	progs := map[string]bool{}
+	for _, p := range rep.GLPrograms {
+		progs[p.Program] = true
+		if p.Calls < 1 || p.Ms < 0 || (strings.HasPrefix(p.Program, "matmul/") != (p.GFLOP > 0)) {
+			t.Errorf("profile row %+v", p)
+		}
+	}
+	for _, want := range []string{"matmul/MODE_CONV_FWD", "matmul/MODE_CONV_DX", "matmul/MODE_CONV_DW", "batchnorm/NORMALIZE", "sinkhorn/ROWS", "elementwise/SGD"} {
+		if !progs[want] {
+			t.Errorf("--gl-profile lacks %s: %+v", want, rep.GLPrograms)
+		}
+	}
+	if out, err := run(t, bin, "bench", "--backend", "cpu", "--preset", "tiny", "--steps", "1", "--gl-profile", "1"); err == nil || !strings.Contains(out, "needs the GL backend") {
+		t.Errorf("--gl-profile on the CPU: %v\n%s", err, out)
 	}
 	out, err = run(t, bin, "bench", "--backend", "auto", "--preset", "tiny", "--steps", "1")
 	if err != nil || !strings.Contains(out, "GL backend:") {

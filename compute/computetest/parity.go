@@ -86,19 +86,13 @@ func TestParity(t *testing.T, ref, be compute.Backend, tol float64) {
 		}
 	}
 
-	// Products with every transpose, alpha and beta, odd sizes.
+	// Products with every transpose, alpha and beta, odd sizes: within one
+	// tile, over several tiles of either shape, and with a K long enough
+	// for a GPU backend to split it.
 	for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
-		m, n, k := 37, 53, 29
-		as, bs := []int{m, k}, []int{k, n}
-		if tr[0] {
-			as = []int{k, m}
+		for _, d := range [][3]int{{37, 53, 29}, {70, 150, 600}, {30, 300, 41}} {
+			product(t, w, tr, d[0], d[1], d[2], tol)
 		}
-		if tr[1] {
-			bs = []int{n, k}
-		}
-		a, bb, c := w.random(false, as...), w.random(false, bs...), w.random(false, m, n)
-		both(func(be compute.Backend, i int) { be.MatMul(c[i], a[i], bb[i], tr[0], tr[1], 0.7, 0.3) })
-		w.compare(t, fmt.Sprintf("matmul transA=%v transB=%v", tr[0], tr[1]), c, tol)
 	}
 
 	// Convolutions on shapes of the real network, odd batch.
@@ -176,4 +170,19 @@ func TestParity(t *testing.T, ref, be compute.Backend, tol float64) {
 		w.compare(t, fmt.Sprintf("sgd step (lars=%v) weights", lars), wt, tol)
 		w.compare(t, fmt.Sprintf("sgd step (lars=%v) momentum", lars), m, tol)
 	}
+}
+
+// product compares C = 0.7*op(A)*op(B) + 0.3*C of m x n x k.
+func product(t *testing.T, w *twin, tr [2]bool, m, n, k int, tol float64) {
+	as, bs := []int{m, k}, []int{k, n}
+	if tr[0] {
+		as = []int{k, m}
+	}
+	if tr[1] {
+		bs = []int{n, k}
+	}
+	a, bb, c := w.random(false, as...), w.random(false, bs...), w.random(false, m, n)
+	w.ref.MatMul(c[0], a[0], bb[0], tr[0], tr[1], 0.7, 0.3)
+	w.be.MatMul(c[1], a[1], bb[1], tr[0], tr[1], 0.7, 0.3)
+	w.compare(t, fmt.Sprintf("matmul %dx%dx%d transA=%v transB=%v", m, n, k, tr[0], tr[1]), c, tol)
 }

@@ -45,6 +45,7 @@ type Backend struct {
 	free  map[int][]*buffer
 	stats Stats
 	err   error // first GL error (out of memory), sticky
+	prof  map[string]*OpTime
 }
 
 var _ compute.Backend = (*Backend)(nil)
@@ -63,7 +64,7 @@ func NewOn(api API, plat Platform) (*Backend, error) {
 	}
 	b := &Backend{ctx: ctx, progs: map[string]*program{}, free: map[int][]*buffer{}}
 	lim := ctx.info.Limits
-	if lim.MaxSSBOBindings < 4 || lim.MaxInvocations < 128 || lim.MaxSharedBytes < 8192 {
+	if lim.MaxSSBOBindings < 4 || lim.MaxInvocations < 128 || lim.MaxSharedBytes < 16384 { // GL ES 3.1's minimum; the matmul tiles use 13 KiB
 		ctx.close()
 		return nil, fmt.Errorf("gl: %s lacks the compute limits swavd needs: %+v", ctx.info.Renderer, lim)
 	}

@@ -10,7 +10,7 @@ import (
 
 // backendOrSkip opens the GL backend for api; the test is skipped only when
 // no EGL display can be opened at all.
-func backendOrSkip(t *testing.T, api API) *Backend {
+func backendOrSkip(t testing.TB, api API) *Backend {
 	t.Helper()
 	b, err := New(api)
 	if errors.Is(err, ErrNoDisplay) {

@@ -13,9 +13,6 @@ type progSpec struct {
 	extra      map[string]string
 }
 
-// tile makes the matmul workgroup 16x8 (a 16x16 tile, two outputs each).
-var tile = map[string]string{"WG_Y": "8"}
-
 // allPrograms lists every program the backend runs; New compiles them all
 // up front, so a driver that cannot build one fails at start, not mid-step.
 func allPrograms() []progSpec {
@@ -25,9 +22,11 @@ func allPrograms() []progSpec {
 			ps = append(ps, progSpec{family, op, extra})
 		}
 	}
-	add("elementwise", nil, "FILL", "COPY", "AXPY", "ADD_RELU", "RELU_BACKWARD", "ADD_BIAS", "COPY_COLUMNS", "SGD")
+	add("elementwise", nil, "FILL", "COPY", "AXPY", "ADD_RELU", "RELU_BACKWARD", "ADD_BIAS", "COPY_COLUMNS", "SUM_SPLITS", "SGD")
 	add("reduce", nil, "SUM_ROWS", "SUM_SQUARES2")
-	add("matmul", extraDefines("matmul"), "MODE_GEMM", "MODE_CONV_FWD", "MODE_CONV_DW", "MODE_CONV_DX")
+	for _, t := range gemmTiles {
+		add("matmul", t.defines(), "MODE_GEMM", "MODE_CONV_FWD", "MODE_CONV_DW", "MODE_CONV_DX")
+	}
 	add("batchnorm", nil, "STATS", "RUNNING", "INFER_PREP", "NORMALIZE", "BACKWARD_SUMS", "BACKWARD_DX")
 	add("pool", nil, "GAP", "GAP_BACKWARD")
 	add("l2norm", nil, "COLS", "COLS_BACKWARD", "ROWS")
@@ -40,7 +39,7 @@ func allPrograms() []progSpec {
 func (b *Backend) program(family, op string, extra map[string]string) (*program, error) {
 	defines := map[string]string{"WG": strconv.Itoa(b.wg)}
 	if family == "matmul" {
-		defines["WG"] = "16"
+		defines["WG"], defines["WG_Y"] = "16", "8"
 		defines[op] = "1"
 	} else {
 		defines["OP_"+op] = "1"
@@ -81,8 +80,8 @@ var offsetNames = [4]string{"o0", "o1", "o2", "o3"}
 
 // dispatch binds ts at 0.., sets their offsets and us, and runs gx x gy
 // workgroups, then orders the writes before any later read or copy.
-func (b *Backend) dispatch(family, op string, gx, gy int, ts []compute.Tensor, us []uni) {
-	p, err := b.program(family, op, extraDefines(family))
+func (b *Backend) dispatch(family, op string, extra map[string]string, gx, gy, gz int, ts []compute.Tensor, us []uni) {
+	p, err := b.program(family, op, extra)
 	if err != nil {
 		panic(err) // every program was compiled by New
 	}
@@ -106,28 +105,38 @@ func (b *Backend) dispatch(family, op string, gx, gy int, ts []compute.Tensor, u
 	}
 	maxX := b.ctx.info.Limits.MaxGroupCount[0]
 	gx = min(max(gx, 1), maxX)
-	f.DispatchCompute(uint32(gx), uint32(max(gy, 1)), 1)
-	f.MemoryBarrier(glShaderStorageBarrierBit | glBufferUpdateBarrierBit)
+	b.timed(family+"/"+op, flops(us), func() {
+		f.DispatchCompute(uint32(gx), uint32(max(gy, 1)), uint32(max(gz, 1)))
+		f.MemoryBarrier(glShaderStorageBarrierBit | glBufferUpdateBarrierBit)
+	})
 	b.stats.Dispatches++
 }
 
-// extraDefines are the defines a family needs beyond its operation.
-func extraDefines(family string) map[string]string {
-	if family == "matmul" {
-		return tile
+// flops is 2*M*N*K for a matrix product (its uniforms say so), else 0.
+func flops(us []uni) float64 {
+	var m, n, k int32
+	for _, u := range us {
+		switch u.name {
+		case "M":
+			m = u.i
+		case "N":
+			n = u.i
+		case "K":
+			k = u.i
+		}
 	}
-	return nil
+	return 2 * float64(m) * float64(n) * float64(k)
 }
 
 // run dispatches an element-wise program over n items (grid-stride loops
 // cover any n).
 func (b *Backend) run(family, op string, n int, ts []compute.Tensor, us ...uni) {
-	b.ctx.do(func() { b.dispatch(family, op, (n+b.wg-1)/b.wg, 1, ts, us) })
+	b.ctx.do(func() { b.dispatch(family, op, nil, (n+b.wg-1)/b.wg, 1, 1, ts, us) })
 }
 
 // runGroups dispatches one workgroup per item (reductions).
 func (b *Backend) runGroups(family, op string, n int, ts []compute.Tensor, us ...uni) {
-	b.ctx.do(func() { b.dispatch(family, op, n, 1, ts, us) })
+	b.ctx.do(func() { b.dispatch(family, op, nil, n, 1, 1, ts, us) })
 }
 
 func ts(t ...compute.Tensor) []compute.Tensor { return t }

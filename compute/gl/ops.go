@@ -53,20 +53,10 @@ func (b *Backend) SumRows(dst, x compute.Tensor, beta float32) {
 	b.runGroups("reduce", "SUM_ROWS", rows, ts(dst, x), ui("rows", rows), ui("cols", x.Len()/rows), uf("beta", beta))
 }
 
-// gemm dispatches the tiled product; on the calling goroutine.
-func (b *Backend) gemm(mode string, c, a, bm compute.Tensor, m, n, k int, us ...uni) {
-	gx, gy := (n+15)/16, (m+15)/16
-	if gx > b.ctx.info.Limits.MaxGroupCount[0] || gy > b.ctx.info.Limits.MaxGroupCount[1] {
-		panic(fmt.Sprintf("gl: product of %dx%d exceeds the dispatch limits %v", m, n, b.ctx.info.Limits.MaxGroupCount))
-	}
-	us = append(us, ui("M", m), ui("N", n), ui("K", k))
-	b.ctx.do(func() { b.dispatch("matmul", mode, gx, gy, ts(c, a, bm), us) })
-}
-
 func (b *Backend) MatMul(c, a, bm compute.Tensor, transA, transB bool, alpha, beta float32) {
 	m, n, k := compute.MatMulDims(c, a, bm, transA, transB)
-	b.gemm("MODE_GEMM", c, a, bm, m, n, k, uf("alpha", alpha), uf("beta", beta),
-		ui("lda", a.Shape()[1]), ui("ldb", bm.Shape()[1]), ui("ldc", n), ub("transA", transA), ub("transB", transB))
+	b.gemm("MODE_GEMM", c, a, bm, product{m, n, k, n, alpha, beta},
+		ui("lda", a.Shape()[1]), ui("ldb", bm.Shape()[1]), ub("transA", transA), ub("transB", transB))
 }
 
 // convUniforms describes x [C,N,H,W] convolved by w [Co,C,k,k].
@@ -78,27 +68,27 @@ func convUniforms(x, w compute.Tensor, p compute.ConvParams) (us []uni, C, N, H,
 	C, N, H, W, Co = xs[0], xs[1], xs[2], xs[3], ws[0]
 	Ho, Wo = p.OutSize(H), p.OutSize(W)
 	us = []uni{ui("C", C), ui("H", H), ui("W", W), ui("Co", Co), ui("Ho", Ho), ui("Wo", Wo), ui("NB", N),
-		ui("KS", p.Kernel), ui("S", p.Stride), ui("P", p.Pad), uf("alpha", 1)}
+		ui("KS", p.Kernel), ui("S", p.Stride), ui("P", p.Pad)}
 	return
 }
 
 func (b *Backend) Conv2D(y, x, w compute.Tensor, p compute.ConvParams) {
 	us, C, N, _, _, Co, Ho, Wo := convUniforms(x, w, p)
 	compute.MustShape("conv2d output", y, Co, N, Ho, Wo)
-	b.gemm("MODE_CONV_FWD", y, w, x, Co, N*Ho*Wo, C*p.Kernel*p.Kernel, append(us, uf("beta", 0), ui("ldc", N*Ho*Wo))...)
+	b.gemm("MODE_CONV_FWD", y, w, x, product{Co, N * Ho * Wo, C * p.Kernel * p.Kernel, N * Ho * Wo, 1, 0}, us...)
 }
 
 func (b *Backend) Conv2DGradFilter(dw, dy, x compute.Tensor, p compute.ConvParams, beta float32) {
 	us, C, N, _, _, Co, Ho, Wo := convUniforms(x, dw, p)
 	compute.MustShape("conv2d output gradient", dy, Co, N, Ho, Wo)
 	kk := C * p.Kernel * p.Kernel
-	b.gemm("MODE_CONV_DW", dw, dy, x, Co, kk, N*Ho*Wo, append(us, uf("beta", beta), ui("ldc", kk))...)
+	b.gemm("MODE_CONV_DW", dw, dy, x, product{Co, kk, N * Ho * Wo, kk, 1, beta}, us...)
 }
 
 func (b *Backend) Conv2DGradInput(dx, dy, w compute.Tensor, p compute.ConvParams) {
 	us, C, N, H, W, Co, Ho, Wo := convUniforms(dx, w, p)
 	compute.MustShape("conv2d output gradient", dy, Co, N, Ho, Wo)
-	b.gemm("MODE_CONV_DX", dx, w, dy, C, N*H*W, Co*p.Kernel*p.Kernel, append(us, uf("beta", 0), ui("ldc", N*H*W))...)
+	b.gemm("MODE_CONV_DX", dx, w, dy, product{C, N * H * W, Co * p.Kernel * p.Kernel, N * H * W, 1, 0}, us...)
 }
 
 func (b *Backend) GlobalAvgPool(y, x compute.Tensor) {
