@@ -83,6 +83,20 @@ func (s *Session) StepOn(imgs []*capture.Image) (StepResult, error) {
 	}
 	aug := time.Since(t0)
 	st, err := s.Trainer.TrainStep(s.batch)
+	return s.result(st, err, aug, step)
+}
+
+// Settle waits for the step in flight when the trainer reads its loss one
+// step late (Trainer.DelayLoss) and returns its result; Step is -1 when
+// none was in flight.
+func (s *Session) Settle() (StepResult, error) {
+	st, err := s.Trainer.Settle()
+	return s.result(st, err, 0, st.Step)
+}
+
+// result turns a step's stats and error into a StepResult: a non-finite
+// loss is a discarded step, not an error; a failed device is one.
+func (s *Session) result(st model.StepStats, err error, aug time.Duration, step int) (StepResult, error) {
 	r := StepResult{StepStats: st, Augment: aug}
 	if f, ok := s.Model.Backend().(failer); ok && f.Err() != nil {
 		return r, fmt.Errorf("train: step %d: the %s backend failed: %w", step, s.Model.Backend().Name(), f.Err())

@@ -87,25 +87,53 @@ func runTrain(args []string) error {
 	var lossN int
 	windowStart := time.Now()
 	windowSteps := 0
-	for s.Trainer.Step < cfg.Train.Steps {
+	// On GL the loss of each step is read while the next one runs
+	// (DelayLoss): a result describes the step before, and the step count
+	// is provisional until it is settled. Checkpoints settle first, so
+	// they fall on exact multiples of train.checkpoint_every.
+	s.Trainer.DelayLoss = true
+	saved := s.Trainer.Step
+	for {
 		select {
 		case sig := <-stop:
-			fmt.Fprintf(os.Stderr, "\n%v: saving a checkpoint at step %d\n", sig, s.Trainer.Step)
-			return save()
+			if err := save(); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "\n%v: checkpoint at step %d in %s\n", sig, s.Trainer.Step, filepath.Clean(*out))
+			return nil
 		default:
 		}
-		r, err := s.Step(imgs)
+		var r train.StepResult
+		next := s.Trainer.Step
+		ce := cfg.Train.CheckpointEvery
+		switch {
+		case next >= cfg.Train.Steps:
+			r, err = s.Settle()
+		case ce > 0 && next%ce == 0 && next != saved:
+			if r, err = s.Settle(); err == nil && !r.Discarded && s.Trainer.Step == next {
+				_ = save() // reported; training goes on
+				saved = next
+			}
+		default:
+			r, err = s.Step(imgs)
+		}
 		if err != nil {
 			return err
+		}
+		if next >= cfg.Train.Steps && !r.Discarded && r.Step < 0 {
+			break // every step settled
 		}
 		if r.Discarded {
 			fmt.Fprintf(os.Stderr, "step %d: loss is %v; discarded the step and restored the last good weights\n", r.Step, r.Loss)
 			continue
 		}
+		if r.Step < 0 { // the first delayed step: nothing settled yet
+			continue
+		}
 		lossSum += r.Loss
 		lossN++
 		windowSteps++
-		step := s.Trainer.Step
+		step := r.Step + 1 // steps done, this one included
 		if progress {
 			fmt.Fprintf(os.Stderr, "\r%s step %d/%d loss %.4f", bar(step, cfg.Train.Steps, 30), step, cfg.Train.Steps, r.Loss)
 		}
@@ -117,9 +145,6 @@ func runTrain(args []string) error {
 			fmt.Fprintf(os.Stderr, "step %d loss %.4f lr %.4f %.1f samples/s%s\n", step, lossSum/float64(lossN), r.LR,
 				float64(windowSteps*cfg.Train.Batch)/el, queueNote(r.Queue))
 			lossSum, lossN, windowSteps, windowStart = 0, 0, 0, time.Now()
-		}
-		if ce := cfg.Train.CheckpointEvery; ce > 0 && step%ce == 0 && step < cfg.Train.Steps {
-			_ = save() // reported; training goes on
 		}
 	}
 	if err := save(); err != nil {
