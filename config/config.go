@@ -192,12 +192,19 @@ func Load(o Options) (*Config, error) {
 			v.Set(k, file.Get(k))
 		}
 	}
+	// SWAVD_ variables that belong to other parts, not to the configuration:
+	// swavctl's socket and the tests' reference data, often exported in the
+	// same shell that starts swavd.
+	notConfig := map[string]bool{"SWAVD_SOCKET": true, "SWAVD_TESTDATA": true}
 	envNames := map[string]string{}
 	for k := range known {
 		envNames[envKey(k)] = k
 	}
 	for name, val := range env {
 		k, ok := envNames[name]
+		if !ok && notConfig[name] {
+			continue
+		}
 		if !ok {
 			return nil, fmt.Errorf("config: environment variable %s names no config key", name)
 		}

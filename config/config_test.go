@@ -39,7 +39,9 @@ func TestPrecedenceFileEnvFlag(t *testing.T) {
 	}
 	c, err := Load(Options{
 		File:    file,
-		Environ: []string{"SWAVD_TRAIN_STEPS=50", "SWAVD_SWAV_TEMPERATURE=0.3", "HOME=/root"},
+		// SWAVD_SOCKET (swavctl's) and SWAVD_TESTDATA (the tests') are not
+		// config keys and must not stop swavd when exported.
+		Environ: []string{"SWAVD_TRAIN_STEPS=50", "SWAVD_SWAV_TEMPERATURE=0.3", "HOME=/root", "SWAVD_SOCKET=/tmp/s.sock", "SWAVD_TESTDATA=/tmp"},
 		Flags:   map[string]*pflag.Flag{"train.steps": fs.Lookup("steps")},
 	})
 	if err != nil {
