@@ -19,7 +19,7 @@ DEB_PACKAGES := gcc libc6-dev pkg-config libegl-dev libgl-dev libgles-dev libegl
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test run train bench install clean testframes
+.PHONY: all deps build test run train bench install clean testframes gpu-bundle
 
 all: build
 
@@ -70,7 +70,27 @@ install: build
 	[ -n "$(DESTDIR)" ] || (systemd-sysusers /etc/sysusers.d/swavd.conf && systemctl daemon-reload) || true
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(GPU_BUNDLE)
+
+# A bundle to check the GL backend on a machine with a GPU and no Go
+# toolchain: stripped swavd and test binaries (gzipped, for size), the
+# reference vectors, 1,000 Fashion-MNIST images, and the glvnd GL loader
+# packages. There: scripts/gpu-check.sh $(GPU_BUNDLE)
+GPU_BUNDLE ?= gpu-check
+TESTDATA   ?= ../shared/testdata
+FMNIST     := /usr/share/datasets/fashion-mnist
+GL_DEBS    := libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 libx11-6 libx11-data libxcb1 libxau6 libxdmcp6 libbsd0 libmd0
+gpu-bundle: deps
+	rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)/debs $(GPU_BUNDLE)/testdata $(GPU_BUNDLE)/fashion-mnist
+	$(GO) build -ldflags='-s -w' -o $(GPU_BUNDLE)/swavd ./cmd/swavd
+	$(GO) test -c -ldflags='-s -w' -o $(GPU_BUNDLE)/gl.test ./compute/gl
+	$(GO) test -c -ldflags='-s -w' -o $(GPU_BUNDLE)/train.test ./train
+	gzip -9 $(GPU_BUNDLE)/swavd $(GPU_BUNDLE)/gl.test $(GPU_BUNDLE)/train.test
+	cp $${SWAVD_TESTDATA:-$(TESTDATA)}/swav_vectors.json $(GPU_BUNDLE)/testdata/
+	{ printf '\000\000\010\003\000\000\003\350'; zcat $(FMNIST)/train-images-idx3-ubyte.gz | tail -c +9 | head -c 784008; } | gzip > $(GPU_BUNDLE)/fashion-mnist/train-images-idx3-ubyte.gz
+	{ printf '\000\000\010\001\000\000\003\350'; zcat $(FMNIST)/train-labels-idx1-ubyte.gz | tail -c +9 | head -c 1000; } | gzip > $(GPU_BUNDLE)/fashion-mnist/train-labels-idx1-ubyte.gz
+	cd $(GPU_BUNDLE)/debs && apt-get download $(GL_DEBS)
+	du -sh $(GPU_BUNDLE)
 
 # Regenerates the real camera frames the capture tests decode (committed
 # under capture/testdata/frames): ffmpeg's test pattern as MJPEG (standard
