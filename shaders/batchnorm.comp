@@ -18,30 +18,50 @@ uniform int pS2;
 
 #if defined(OP_STATS)
 // p[mean], p[inv], p[var] of each row of x; one workgroup per channel.
+// Each invocation keeps the moments of its elements (count, mean, sum of
+// squared deviations: Welford's update), and a tree in shared memory
+// merges them pairwise (Chan et al.): as accurate as two passes, in one,
+// and no invocation but the first needs the mean.
 layout(std430, binding = 0) buffer B0 { float p[]; };
 layout(std430, binding = 1) readonly buffer B1 { float x[]; };
+shared float mN[WG];
+shared float mMean[WG];
+shared float mM2[WG];
 void main() {
+	uint t = gl_LocalInvocationID.x;
 	FOR_EACH_GROUP(ch, CH) {
 		int base = o1 + ch * MC;
-		// One pass of sums shifted by the channel's first value, which is as
-		// stable as two passes for data near that value. (Two passes, the
-		// second reading the mean, came out wrong on llvmpipe.)
-		float k = x[base];
-		float s = 0.0, sq = 0.0;
-		for (int i = int(gl_LocalInvocationID.x); i < MC; i += WG) {
-			float d = x[base + i] - k;
-			s += d;
-			sq += d * d;
+		float n = 0.0, mean = 0.0, m2 = 0.0;
+		for (int i = int(t); i < MC; i += WG) {
+			float v = x[base + i];
+			n += 1.0;
+			float d = v - mean;
+			mean += d / n;
+			m2 += d * (v - mean);
 		}
-		s = reduceSum(s);
-		sq = reduceSum(sq);
-		float mu = k + s / float(MC);
-		float ss = max(sq - s * s / float(MC), 0.0);
-		if (gl_LocalInvocationID.x == 0u) {
-			p[o0 + pMean + ch] = mu;
+		mN[t] = n;
+		mMean[t] = mean;
+		mM2[t] = m2;
+		memoryBarrierShared();
+		barrier();
+		for (uint s = uint(WG) / 2u; s > 0u; s >>= 1) {
+			if (t < s && mN[t + s] > 0.0) {
+				float na = mN[t], nb = mN[t + s], nn = na + nb;
+				float d = mMean[t + s] - mMean[t];
+				mMean[t] += d * nb / nn;
+				mM2[t] += mM2[t + s] + d * d * na * nb / nn;
+				mN[t] = nn;
+			}
+			memoryBarrierShared();
+			barrier();
+		}
+		if (t == 0u) {
+			float ss = max(mM2[0], 0.0);
+			p[o0 + pMean + ch] = mMean[0];
 			p[o0 + pInv + ch] = inversesqrt(ss / float(MC) + eps);
 			p[o0 + pVar + ch] = MC > 1 ? ss / float(MC - 1) : ss;
 		}
+		barrier(); // the next channel reuses the arrays
 	}
 }
 

@@ -18,7 +18,10 @@ uniform int o3;
 // Workgroup-per-item loops: one workgroup handles items g, g+groups, ...
 #define FOR_EACH_GROUP(g, n) for (int g = int(gl_WorkGroupID.x); g < (n); g += int(gl_NumWorkGroups.x))
 
-// reduceSum adds v over the workgroup; every invocation must call it.
+// reduceSum adds v over the workgroup; every invocation must call it, and
+// only invocation 0 may use the result: on llvmpipe the other invocations
+// were seen to read partial[0] stale (a two-pass variance that used the
+// mean everywhere went wrong), so results go out through invocation 0.
 shared float partial[WG];
 float reduceSum(float v) {
 	uint t = gl_LocalInvocationID.x;

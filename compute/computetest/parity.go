@@ -129,6 +129,25 @@ func TestParity(t *testing.T, ref, be compute.Backend, tol float64) {
 		w.compare(t, "batchnorm inference", y, tol)
 	}
 
+	// Batch norm on values far from zero (1000 + noise): a variance from
+	// plain sums of squares in float32 loses every digit here.
+	{
+		const ch, m = 5, 3000
+		d := make([]float32, ch*m)
+		for i := range d {
+			d[i] = float32(1000 + float64(i/m) + w.rng.NormFloat64()*0.5)
+		}
+		x := w.upload(d, ch, 3, 1000)
+		g, bt, rm, rv := w.random(true, ch), w.random(false, ch), w.random(false, ch), w.random(true, ch)
+		y, mean, inv := w.random(false, ch, 3, 1000), w.random(false, ch), w.random(false, ch)
+		both(func(b compute.Backend, i int) {
+			b.BatchNormTrain(y[i], x[i], g[i], bt[i], mean[i], inv[i], rm[i], rv[i], 0.1, 1e-5, false)
+		})
+		w.compare(t, "batchnorm of offset values: 1/std", inv, tol)
+		w.compare(t, "batchnorm of offset values: running variance", rv, tol)
+		w.compare(t, "batchnorm of offset values: output", y, 1e-3)
+	}
+
 	// The rest: element-wise, reductions, SwAV, optimizer.
 	{
 		x, y := w.random(false, 9, 23), w.random(false, 9, 23)
