@@ -38,7 +38,7 @@ func TestPrecedenceFileEnvFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := Load(Options{
-		File:    file,
+		File: file,
 		// SWAVD_SOCKET (swavctl's) and SWAVD_TESTDATA (the tests') are not
 		// config keys and must not stop swavd when exported.
 		Environ: []string{"SWAVD_TRAIN_STEPS=50", "SWAVD_SWAV_TEMPERATURE=0.3", "HOME=/root", "SWAVD_SOCKET=/tmp/s.sock", "SWAVD_TESTDATA=/tmp"},
