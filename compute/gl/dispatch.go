@@ -105,7 +105,7 @@ func (b *Backend) dispatch(family, op string, extra map[string]string, gx, gy, g
 	}
 	maxX := b.ctx.info.Limits.MaxGroupCount[0]
 	gx = min(max(gx, 1), maxX)
-	b.timed(family+"/"+op, flops(us), func() {
+	b.timed(family+"/"+op, us, func() {
 		f.DispatchCompute(uint32(gx), uint32(max(gy, 1)), uint32(max(gz, 1)))
 		f.MemoryBarrier(glShaderStorageBarrierBit | glBufferUpdateBarrierBit)
 	})

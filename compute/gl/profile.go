@@ -40,9 +40,9 @@ func (b *Backend) Profile() []OpTime {
 	return out
 }
 
-// timed runs dispatch and, while profiling, charges its time to the
-// program; on the context thread.
-func (b *Backend) timed(name string, flops float64, dispatch func()) {
+// timed runs dispatch and, while profiling, charges its time (and, for a
+// matrix product, its work) to the program; on the context thread.
+func (b *Backend) timed(name string, us []uni, dispatch func()) {
 	if b.prof == nil {
 		dispatch()
 		return
@@ -58,5 +58,5 @@ func (b *Backend) timed(name string, flops float64, dispatch func()) {
 	}
 	t.Calls++
 	t.Ms += float64(time.Since(t0).Microseconds()) / 1000
-	t.GFLOP += flops / 1e9
+	t.GFLOP += flops(us) / 1e9
 }
