@@ -112,22 +112,6 @@ func (b *Backend) dispatch(family, op string, extra map[string]string, gx, gy, g
 	b.stats.Dispatches++
 }
 
-// flops is 2*M*N*K for a matrix product (its uniforms say so), else 0.
-func flops(us []uni) float64 {
-	var m, n, k int32
-	for _, u := range us {
-		switch u.name {
-		case "M":
-			m = u.i
-		case "N":
-			n = u.i
-		case "K":
-			k = u.i
-		}
-	}
-	return 2 * float64(m) * float64(n) * float64(k)
-}
-
 // run dispatches an element-wise program over n items (grid-stride loops
 // cover any n).
 func (b *Backend) run(family, op string, n int, ts []compute.Tensor, us ...uni) {

@@ -60,3 +60,19 @@ func (b *Backend) timed(name string, us []uni, dispatch func()) {
 	t.Ms += float64(time.Since(t0).Microseconds()) / 1000
 	t.GFLOP += flops(us) / 1e9
 }
+
+// flops is 2*M*N*K for a matrix product (its uniforms say so), else 0.
+func flops(us []uni) float64 {
+	var m, n, k int32
+	for _, u := range us {
+		switch u.name {
+		case "M":
+			m = u.i
+		case "N":
+			n = u.i
+		case "K":
+			k = u.i
+		}
+	}
+	return 2 * float64(m) * float64(n) * float64(k)
+}
