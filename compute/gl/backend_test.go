@@ -2,8 +2,10 @@ package gl
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
+	"github.com/swavd/swavd/compute"
 	"github.com/swavd/swavd/compute/computetest"
 	"github.com/swavd/swavd/compute/cpu"
 )
@@ -64,5 +66,29 @@ func TestSurfacelessPlatform(t *testing.T) {
 func TestReferenceVectors(t *testing.T) {
 	for _, api := range apis {
 		t.Run(api.String(), func(t *testing.T) { computetest.TestVectors(t, backendOrSkip(t, api)) })
+	}
+}
+
+// skewedMatMul is the CPU backend with a matrix product that is off by 1%.
+type skewedMatMul struct{ compute.Backend }
+
+func (s skewedMatMul) MatMul(c, a, b compute.Tensor, transA, transB bool, alpha, beta float32) {
+	s.Backend.MatMul(c, a, b, transA, transB, alpha*1.01, beta)
+}
+
+// The self-test that `auto` runs passes on a working driver and names the
+// operation that disagrees with the reference.
+func TestSelfTest(t *testing.T) {
+	for _, api := range apis {
+		t.Run(api.String(), func(t *testing.T) {
+			b := backendOrSkip(t, api)
+			if err := SelfTest(b, cpu.New()); err != nil {
+				t.Fatal(err)
+			}
+			err := SelfTest(b, skewedMatMul{cpu.New()})
+			if err == nil || !strings.Contains(err.Error(), "matmul differs") {
+				t.Fatalf("against a product off by 1%%: %v", err)
+			}
+		})
 	}
 }
