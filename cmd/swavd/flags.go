@@ -57,8 +57,10 @@ func (c *configFlags) load(preset string) (*config.Config, error) {
 }
 
 // newBackend opens the configured backend. gl and gles must work; auto
-// tries GL 4.3, then GLES 3.1, keeps the first that passes the self-test
-// against the CPU backend, and otherwise falls back to the CPU, saying why.
+// tries GL 4.3, then GLES 3.1, keeps the first that runs on a GPU (not a
+// software renderer such as llvmpipe, which trains tens of times slower
+// than the CPU backend) and passes the self-test against the CPU backend,
+// and otherwise falls back to the CPU, saying why.
 func newBackend(cfg *config.Config) (compute.Backend, error) {
 	switch cfg.Compute.Backend {
 	case "cpu":
@@ -82,6 +84,12 @@ func newBackend(cfg *config.Config) (compute.Backend, error) {
 	var why []string
 	for _, api := range []gl.API{gl.GL43, gl.GLES31} {
 		b, err := gl.New(api)
+		if err == nil && b.Info().Software() {
+			err = fmt.Errorf("%s is a software renderer, slower than the CPU backend (compute.backend: %s uses it anyway)",
+				b.Info().Renderer, map[gl.API]string{gl.GL43: "gl", gl.GLES31: "gles"}[api])
+			b.Close()
+			b = nil
+		}
 		if err == nil {
 			if err = gl.SelfTest(b, cpu.New()); err == nil {
 				reportGL(b)

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"unsafe"
 )
 
@@ -51,6 +52,19 @@ type Info struct {
 	Version  string `json:"version"`
 	GLSL     string `json:"glsl"`
 	Limits   Limits `json:"limits"`
+}
+
+// Software reports whether the renderer runs on the CPU (Mesa's llvmpipe,
+// softpipe or swrast): correct, and what the tests run on, but far slower
+// than the CPU backend for training.
+func (i Info) Software() bool {
+	r := strings.ToLower(i.Renderer)
+	for _, s := range []string{"llvmpipe", "softpipe", "swrast", "software rasterizer"} {
+		if strings.Contains(r, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // Platform selects which EGL platforms to try.

@@ -48,3 +48,19 @@ func TestCompileErrorNamesShaderAndLog(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+func TestSoftwareRenderers(t *testing.T) {
+	for r, want := range map[string]bool{
+		"llvmpipe (LLVM 15.0.6, 256 bits)":     true,
+		"softpipe":                             true,
+		"Software Rasterizer":                  true,
+		"NVIDIA H100 80GB HBM3/PCIe/SSE2":      false,
+		"NVIDIA Tegra Orin (nvgpu)/integrated": false,
+		"V3D 4.2":                              false,
+		"Mali-G610 (Panfrost)":                 false,
+	} {
+		if got := (Info{Renderer: r}).Software(); got != want {
+			t.Errorf("%q: software %v, want %v", r, got, want)
+		}
+	}
+}
