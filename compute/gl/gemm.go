@@ -10,9 +10,9 @@ import (
 // gemmTile is the part of C one matmul workgroup computes.
 type gemmTile struct{ bm, bn int }
 
-// gemmTiles are the compiled shapes: square for most products, wide for
-// products with few rows (32-channel layers), which would leave half of a
-// 64-row tile empty.
+// gemmTiles are the compiled shapes (BM must be a multiple of 8, BN of 64):
+// 64x128 for most products, 32x128 for products with few rows (32-channel
+// layers), which would leave half of a 64-row tile empty.
 var gemmTiles = []gemmTile{{64, 128}, {32, 128}}
 
 func (t gemmTile) defines() map[string]string {
