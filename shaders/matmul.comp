@@ -13,7 +13,8 @@
 //   MODE_GEMM         A, B plain matrices, optionally transposed
 //   MODE_CONV_FWD     y[Co, N*Ho*Wo] = w[Co, C*k*k] * im2col(x)
 //   MODE_CONV_DW      dw[Co, C*k*k]  = dy[Co, N*Ho*Wo] * im2col(x)^T
-//   MODE_CONV_DX      dx[C, N*H*W]   = w^T[C, Co*k*k] * col(dy) (the transposed convolution)
+//   MODE_CONV_DX      dx[C, N*H*W]   = w^T[C, Co*k*k] * col(dy) (the transposed convolution),
+//                     one dispatch per stride phase (below)
 #define BK 16
 #define TM (BM / 8)
 #define TN (BN / 16)
@@ -43,6 +44,21 @@ uniform int NB;
 uniform int KS;
 uniform int S;
 uniform int P;
+// MODE_CONV_DX works on one stride phase at a time: the input pixels (ih,
+// iw) with (ih+P, iw+P) = (ry, rx) mod S, which only taps kh = ry + S*ty,
+// kw = rx + S*tx (ny x nx of them) reach, so no tap is multiplied by a
+// zero. Those pixels are ih = ih0 + S*a (a < Ha), iw = iw0 + S*b (b < Wa),
+// and output row oh = oy0 + a - ty, column ow = ox0 + b - tx.
+uniform int ry;
+uniform int rx;
+uniform int ny;
+uniform int nx;
+uniform int ih0;
+uniform int iw0;
+uniform int Ha;
+uniform int Wa;
+uniform int oy0;
+uniform int ox0;
 
 layout(std430, binding = 0) buffer B0 { float c[]; };
 layout(std430, binding = 1) readonly buffer B1 { float a[]; };
@@ -88,13 +104,25 @@ ivec4 columnPart(int j) { return pixel(j); }
 // B[k, j] = im2col(x)[j = (channel, tap), k = (image, output pixel)]
 ivec4 kPart(int k) { return pixel(k); }
 ivec4 columnPart(int j) { return tap(j, NB * H * W, 0); }
-#else // MODE_CONV_DX: k = (output channel, tap), j = (image, input pixel)
-ivec4 kPart(int k) { return tap(k, NB * Ho * Wo, C); }
+#else // MODE_CONV_DX: k = (output channel, ty, tx), j = (image, a, b) of the phase
+ivec4 kPart(int k) {
+	int nt = ny * nx;
+	int co = k / nt, t = k - co * nt;
+	int ty = t / nx, tx = t - ty * nx;
+	return ivec4(co * NB * Ho * Wo, ty, tx, (co * C * KS + ry + S * ty) * KS + rx + S * tx);
+}
 ivec4 columnPart(int j) {
-	int hw = H * W;
+	int hw = Ha * Wa;
 	int img = j / hw, p = j - img * hw;
-	int ih = p / W;
-	return ivec4(img * Ho * Wo, ih + P, p - ih * W + P, 0);
+	int a = p / Wa;
+	return ivec4(img * Ho * Wo, oy0 + a, ox0 + p - a * Wa, 0);
+}
+// outColumn is where column j of the phase lies in a channel of dx.
+int outColumn(int j) {
+	int hw = Ha * Wa;
+	int img = j / hw, p = j - img * hw;
+	int a = p / Wa;
+	return (img * H + ih0 + S * a) * W + iw0 + S * (p - a * Wa);
 }
 #endif
 #endif
@@ -105,7 +133,7 @@ float loadA(int i, int k, ivec4 kp) {
 	return transA != 0 ? a[o1 + k * lda + i] : a[o1 + i * lda + k];
 #elif defined(MODE_CONV_FWD) || defined(MODE_CONV_DW)
 	return a[o1 + i * K + k];
-#else // MODE_CONV_DX: A(ch, (co, tap)) = w[co, ch, tap]
+#else // MODE_CONV_DX: A(ch, (co, ty, tx)) = w[co, ch, ry + S*ty, rx + S*tx]
 	return a[o1 + kp.w + i * KS * KS];
 #endif
 }
@@ -119,15 +147,9 @@ float loadB(int k, int j, ivec4 kp) {
 	int ih = kp.y + jPart.y, iw = kp.z + jPart.z;
 	if (ih < 0 || ih >= H || iw < 0 || iw >= W) return 0.0;
 	return b[o2 + kp.x + jPart.x + ih * W + iw];
-#else // MODE_CONV_DX: dy[co, img, oh, ow] where tap (kh, kw) of output (oh, ow) reads input pixel j
+#else // MODE_CONV_DX: dy[co, img, oh, ow], the output whose tap (ty, tx) reads input pixel j
 	int y = jPart.y - kp.y, x = jPart.z - kp.z;
-	if (y < 0 || x < 0) return 0.0;
-	if (S != 1) {
-		if (y % S != 0 || x % S != 0) return 0.0;
-		y /= S;
-		x /= S;
-	}
-	if (y >= Ho || x >= Wo) return 0.0;
+	if (y < 0 || x < 0 || y >= Ho || x >= Wo) return 0.0;
 	return b[o2 + kp.x + jPart.x + y * Wo + x];
 #endif
 }
@@ -180,13 +202,22 @@ void main() {
 		slot = 1 - slot;
 	}
 	int base = o0 + int(gl_WorkGroupID.z) * splitStride;
+	int dst[TN]; // where each of this invocation's columns goes in a row of C
+	for (int j = 0; j < TN; j++) {
+		int col = col0 + tx + 16 * j;
+#if defined(MODE_CONV_DX)
+		dst[j] = outColumn(col);
+#else
+		dst[j] = col;
+#endif
+	}
 	for (int i = 0; i < TM; i++) {
 		int r = row0 + ty + 8 * i;
 		if (r >= M) break;
 		for (int j = 0; j < TN; j++) {
 			int col = col0 + tx + 16 * j;
 			if (col >= N) break;
-			int idx = base + r * ldc + col;
+			int idx = base + r * ldc + dst[j];
 			c[idx] = alpha * acc[i * TV + j / 4][j % 4] + (beta != 0.0 ? beta * c[idx] : 0.0);
 		}
 	}

@@ -37,10 +37,12 @@ const (
 )
 
 // product is C[m, n] (row stride ldc) = alpha*A*B + beta*C, with k the
-// inner dimension.
+// inner dimension. noSplit keeps K whole: the input gradient's columns are
+// scattered in C, which the pass that sums split slices does not know.
 type product struct {
 	m, n, k, ldc int
 	alpha, beta  float32
+	noSplit      bool
 }
 
 // kSplit returns the K slice length and the number of slices for a
@@ -66,6 +68,9 @@ func (b *Backend) gemm(mode string, c, a, bm compute.Tensor, p product, us ...un
 		panic(fmt.Sprintf("gl: product of %dx%d exceeds the dispatch limits %v", p.m, p.n, lim))
 	}
 	chunk, splits := kSplit(p.k, gx*gy, lim[2])
+	if p.noSplit {
+		chunk, splits = p.k, 1
+	}
 	us = append(us, ui("M", p.m), ui("N", p.n), ui("K", p.k), ui("kChunk", chunk), uf("alpha", p.alpha))
 	if splits == 1 {
 		us = append(us, uf("beta", p.beta), ui("ldc", p.ldc), ui("splitStride", 0))

@@ -55,7 +55,7 @@ func (b *Backend) SumRows(dst, x compute.Tensor, beta float32) {
 
 func (b *Backend) MatMul(c, a, bm compute.Tensor, transA, transB bool, alpha, beta float32) {
 	m, n, k := compute.MatMulDims(c, a, bm, transA, transB)
-	b.gemm("MODE_GEMM", c, a, bm, product{m, n, k, n, alpha, beta},
+	b.gemm("MODE_GEMM", c, a, bm, product{m: m, n: n, k: k, ldc: n, alpha: alpha, beta: beta},
 		ui("lda", a.Shape()[1]), ui("ldb", bm.Shape()[1]), ub("transA", transA), ub("transB", transB))
 }
 
@@ -75,20 +75,36 @@ func convUniforms(x, w compute.Tensor, p compute.ConvParams) (us []uni, C, N, H,
 func (b *Backend) Conv2D(y, x, w compute.Tensor, p compute.ConvParams) {
 	us, C, N, _, _, Co, Ho, Wo := convUniforms(x, w, p)
 	compute.MustShape("conv2d output", y, Co, N, Ho, Wo)
-	b.gemm("MODE_CONV_FWD", y, w, x, product{Co, N * Ho * Wo, C * p.Kernel * p.Kernel, N * Ho * Wo, 1, 0}, us...)
+	b.gemm("MODE_CONV_FWD", y, w, x, product{m: Co, n: N * Ho * Wo, k: C * p.Kernel * p.Kernel, ldc: N * Ho * Wo, alpha: 1}, us...)
 }
 
 func (b *Backend) Conv2DGradFilter(dw, dy, x compute.Tensor, p compute.ConvParams, beta float32) {
 	us, C, N, _, _, Co, Ho, Wo := convUniforms(x, dw, p)
 	compute.MustShape("conv2d output gradient", dy, Co, N, Ho, Wo)
 	kk := C * p.Kernel * p.Kernel
-	b.gemm("MODE_CONV_DW", dw, dy, x, product{Co, kk, N * Ho * Wo, kk, 1, beta}, us...)
+	b.gemm("MODE_CONV_DW", dw, dy, x, product{m: Co, n: kk, k: N * Ho * Wo, ldc: kk, alpha: 1, beta: beta}, us...)
 }
 
 func (b *Backend) Conv2DGradInput(dx, dy, w compute.Tensor, p compute.ConvParams) {
 	us, C, N, H, W, Co, Ho, Wo := convUniforms(dx, w, p)
 	compute.MustShape("conv2d output gradient", dy, Co, N, Ho, Wo)
-	b.gemm("MODE_CONV_DX", dx, w, dy, product{C, N * H * W, Co * p.Kernel * p.Kernel, N * H * W, 1, 0}, us...)
+	// One product per stride phase (see matmul.comp): each input pixel
+	// gathers only the taps that reach it. A phase no tap reaches (a 1x1
+	// kernel at stride 2) is still run, with K = 0, to write its zeros.
+	S, P, KS := p.Stride, p.Pad, p.Kernel
+	for ry := 0; ry < S; ry++ {
+		for rx := 0; rx < S; rx++ {
+			ih0, iw0 := ((ry-P)%S+S)%S, ((rx-P)%S+S)%S
+			ha, wa := ceilDiv(H-ih0, S), ceilDiv(W-iw0, S)
+			if ha <= 0 || wa <= 0 {
+				continue
+			}
+			ny, nx := max(ceilDiv(KS-ry, S), 0), max(ceilDiv(KS-rx, S), 0)
+			phase := append(us[:len(us):len(us)], ui("ry", ry), ui("rx", rx), ui("ny", ny), ui("nx", nx), ui("ih0", ih0), ui("iw0", iw0),
+				ui("Ha", ha), ui("Wa", wa), ui("oy0", (ih0+P-ry)/S), ui("ox0", (iw0+P-rx)/S))
+			b.gemm("MODE_CONV_DX", dx, w, dy, product{m: C, n: N * ha * wa, k: Co * ny * nx, ldc: N * H * W, alpha: 1, noSplit: true}, phase...)
+		}
+	}
 }
 
 func (b *Backend) GlobalAvgPool(y, x compute.Tensor) {
@@ -154,4 +170,11 @@ func (b *Backend) SGDStep(w, g, m compute.Tensor, p compute.SGDParams) {
 	}
 	b.run("elementwise", "SGD", w.Len(), ts(w, g, m, norms), ui("n", w.Len()), uf("lr", p.LR), uf("momentum", p.Momentum),
 		uf("decay", p.WeightDecay), uf("trust", p.TrustCoef), ub("lars", p.LARS))
+}
+
+func ceilDiv(a, b int) int {
+	if a <= 0 {
+		return 0
+	}
+	return (a + b - 1) / b
 }
