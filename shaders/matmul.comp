@@ -66,17 +66,25 @@ layout(std430, binding = 2) readonly buffer B2 { float b[]; };
 
 // k-major: the inner loop reads a row of each.
 shared float As[BK][BM + 1];
-shared float Bs[BK][BN];
+shared float Bs[BK][BN + 1]; // padded: MODE_CONV_DW stores down its columns
 
 #if !defined(MODE_GEMM)
 // The gathers' index arithmetic (integer divisions, slow on GPUs and worse
-// on llvmpipe) is done once, not per element: every B load of an
-// invocation is in the same column j (128 is a multiple of BN), so j's part
-// is computed once (jPart); the part of each inner index k is computed once
-// per tile by 16 invocations into kTab, double-buffered so that filling the
-// next tile's entries needs no barrier of its own.
+// on llvmpipe) is done once, not per element. B is loaded so that
+// neighbouring invocations read neighbouring addresses: along its columns
+// j (pixels) for the forward product and the input gradient, down its rows
+// k (pixels) for the filter gradient. In the first case every B load of an
+// invocation is in the same column (128 is a multiple of BN), whose part is
+// computed once (jPart), and the part of each k is computed once per tile
+// by 16 invocations into kTab, double-buffered so that filling the next
+// tile's entries needs no barrier of its own. In the second, every load of
+// an invocation is in the same row k of a tile (its part computed once per
+// tile), and the workgroup's BN columns are split once into colTab.
+#if defined(MODE_CONV_DW)
+shared ivec4 colTab[BN];
+#else
 shared ivec4 kTab[2][BK];
-ivec4 jPart;
+#endif
 
 // pixel splits q = (image, output pixel) into the image's offset in a
 // channel plane of x and the top-left input pixel its window reads.
@@ -138,7 +146,7 @@ float loadA(int i, int k, ivec4 kp) {
 #endif
 }
 
-float loadB(int k, int j, ivec4 kp) {
+float loadB(int k, int j, ivec4 kp, ivec4 jPart) {
 	if (k >= K || j >= N) return 0.0;
 #if defined(MODE_GEMM)
 	return transB != 0 ? b[o2 + j * ldb + k] : b[o2 + k * ldb + j];
@@ -159,9 +167,12 @@ void main() {
 	int tid = ty * 16 + tx;
 	int row0 = int(gl_WorkGroupID.y) * BM, col0 = int(gl_WorkGroupID.x) * BN;
 	int kBegin = int(gl_WorkGroupID.z) * kChunk, kEnd = min(K, kBegin + kChunk);
-	ivec4 kp = ivec4(0);
-#if !defined(MODE_GEMM)
-	jPart = columnPart(col0 + tid % BN);
+	ivec4 kp = ivec4(0), jp = ivec4(0);
+#if defined(MODE_CONV_DW)
+	for (int n = tid; n < BN; n += THREADS) colTab[n] = columnPart(col0 + n);
+	barrier();
+#elif !defined(MODE_GEMM)
+	jp = columnPart(col0 + tid % BN);
 	if (tid < BK) kTab[0][tid] = kPart(kBegin + tid);
 	barrier();
 #endif
@@ -171,22 +182,30 @@ void main() {
 	for (int i = 0; i < TM * TV; i++) acc[i] = vec4(0.0);
 	int slot = 0;
 	for (int k0 = kBegin; k0 < kEnd; k0 += BK) {
+#if defined(MODE_CONV_DW)
+		kp = kPart(k0 + tid % BK); // the row of every load below
+#endif
 		for (int l = tid; l < BM * BK; l += THREADS) {
 			int m = l / BK, k = l - m * BK;
-#if !defined(MODE_GEMM)
+#if !defined(MODE_GEMM) && !defined(MODE_CONV_DW)
 			kp = kTab[slot][k];
 #endif
 			As[k][m] = loadA(row0 + m, k0 + k, kp);
 		}
 		for (int l = tid; l < BK * BN; l += THREADS) {
+#if defined(MODE_CONV_DW)
+			int n = l / BK, k = l - n * BK;
+			Bs[k][n] = loadB(k0 + k, col0 + n, kp, colTab[n]);
+#else
 			int k = l / BN, n = l - k * BN;
 #if !defined(MODE_GEMM)
 			kp = kTab[slot][k];
 #endif
-			Bs[k][n] = loadB(k0 + k, col0 + n, kp);
+			Bs[k][n] = loadB(k0 + k, col0 + n, kp, jp);
+#endif
 		}
 		barrier();
-#if !defined(MODE_GEMM)
+#if !defined(MODE_GEMM) && !defined(MODE_CONV_DW)
 		if (tid < BK) kTab[1 - slot][tid] = kPart(k0 + BK + tid);
 #endif
 		for (int kk = 0; kk < BK; kk++) {
