@@ -92,11 +92,13 @@ void main() {
 layout(std430, binding = 0) writeonly buffer B0 { float y[]; };
 layout(std430, binding = 1) readonly buffer B1 { float x[]; };
 layout(std430, binding = 2) readonly buffer B2 { float p[]; };
+// Workgroups along y are channels: the channel's constants are read once.
 void main() {
-	FOR_EACH(i, CH * MC) {
-		int ch = i / MC;
-		float v = (x[o1 + i] - p[o2 + pMean + ch]) * (p[o2 + pInv + ch] * p[o2 + pGamma + ch]) + p[o2 + pBeta + ch];
-		y[o0 + i] = relu != 0 ? max(v, 0.0) : v;
+	int ch = int(gl_WorkGroupID.y), base = ch * MC;
+	float mu = p[o2 + pMean + ch], sc = p[o2 + pInv + ch] * p[o2 + pGamma + ch], bt = p[o2 + pBeta + ch];
+	FOR_EACH(i, MC) {
+		float v = (x[o1 + base + i] - mu) * sc + bt;
+		y[o0 + base + i] = relu != 0 ? max(v, 0.0) : v;
 	}
 }
 
@@ -129,14 +131,16 @@ layout(std430, binding = 0) writeonly buffer B0 { float dx[]; };
 layout(std430, binding = 1) readonly buffer B1 { float g[]; };
 layout(std430, binding = 2) readonly buffer B2 { float x[]; };
 layout(std430, binding = 3) readonly buffer B3 { float p[]; };
+// Workgroups along y are channels, as in NORMALIZE.
 void main() {
 	float invM = 1.0 / float(MC);
-	FOR_EACH(i, CH * MC) {
-		int ch = i / MC;
-		float mu = p[o3 + pMean + ch], is = p[o3 + pInv + ch];
-		float k = p[o3 + pGamma + ch] * is;
-		float xhat = (x[o2 + i] - mu) * is;
-		dx[o0 + i] = k * (g[o1 + i] - p[o3 + pS1 + ch] * invM - xhat * p[o3 + pS2 + ch] * invM);
+	int ch = int(gl_WorkGroupID.y), base = ch * MC;
+	float mu = p[o3 + pMean + ch], is = p[o3 + pInv + ch];
+	float k = p[o3 + pGamma + ch] * is;
+	float m1 = p[o3 + pS1 + ch] * invM, m2 = p[o3 + pS2 + ch] * invM;
+	FOR_EACH(i, MC) {
+		float xhat = (x[o2 + base + i] - mu) * is;
+		dx[o0 + base + i] = k * (g[o1 + base + i] - m1 - xhat * m2);
 	}
 }
 #endif

@@ -1,6 +1,10 @@
 package gl
 
-import "github.com/swavd/swavd/compute"
+import (
+	"fmt"
+
+	"github.com/swavd/swavd/compute"
+)
 
 // Per-channel vectors are packed into one parameter buffer so that no
 // batch-norm pass binds more than four buffers; these are their slots.
@@ -32,6 +36,15 @@ func (b *Backend) packed(C int, slots map[int]compute.Tensor) *Tensor {
 	return p
 }
 
+// runPerChannel dispatches a batch-norm pass over C channels of M values:
+// a row of workgroups per channel (y), a grid-stride loop along it (x).
+func (b *Backend) runPerChannel(op string, C, M int, ts []compute.Tensor, us ...uni) {
+	if C > b.ctx.info.Limits.MaxGroupCount[1] {
+		panic(fmt.Sprintf("gl: batch norm of %d channels exceeds the dispatch limits %v", C, b.ctx.info.Limits.MaxGroupCount))
+	}
+	b.ctx.do(func() { b.dispatch("batchnorm", op, nil, (M+b.wg-1)/b.wg, C, 1, ts, us) })
+}
+
 // unpack copies a slot of p into t.
 func (b *Backend) unpack(t compute.Tensor, p *Tensor, slot, C int) {
 	gt := tensorOf(t)
@@ -46,7 +59,7 @@ func (b *Backend) BatchNormTrain(y, x, gamma, beta, mean, invStd, runMean, runVa
 	us := append(bnUniforms(C, M), uf("eps", eps), uf("momentum", momentum), ub("relu", relu))
 	b.runGroups("batchnorm", "STATS", C, ts(p, x), us...)
 	b.run("batchnorm", "RUNNING", C, ts(p, runMean, runVar), us...)
-	b.run("batchnorm", "NORMALIZE", x.Len(), ts(y, x, p), us...)
+	b.runPerChannel("NORMALIZE", C, M, ts(y, x, p), us...)
 	b.unpack(mean, p, slotMean, C)
 	b.unpack(invStd, p, slotInv, C)
 }
@@ -58,7 +71,7 @@ func (b *Backend) BatchNormInfer(y, x, gamma, beta, runMean, runVar compute.Tens
 	defer b.Release(p)
 	us := append(bnUniforms(C, M), uf("eps", eps), ub("relu", relu))
 	b.run("batchnorm", "INFER_PREP", C, ts(p, runMean, runVar), us...)
-	b.run("batchnorm", "NORMALIZE", x.Len(), ts(y, x, p), us...)
+	b.runPerChannel("NORMALIZE", C, M, ts(y, x, p), us...)
 }
 
 func (b *Backend) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, invStd compute.Tensor, relu bool) {
@@ -75,7 +88,7 @@ func (b *Backend) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, in
 	}
 	us := bnUniforms(C, M)
 	b.runGroups("batchnorm", "BACKWARD_SUMS", C, ts(p, g, x), us...)
-	b.run("batchnorm", "BACKWARD_DX", x.Len(), ts(dx, g, x, p), us...)
+	b.runPerChannel("BACKWARD_DX", C, M, ts(dx, g, x, p), us...)
 	b.Axpy(dgamma, 1, b.View(p, slotS2*C, C))
 	b.Axpy(dbeta, 1, b.View(p, slotS1*C, C))
 }
