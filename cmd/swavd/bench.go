@@ -172,9 +172,9 @@ func printGLProfile(ps []gl.OpTime, steps int) {
 	for _, p := range ps {
 		total += p.Ms
 	}
-	fmt.Printf("GL programs over %d profiled steps (GPU finished around each dispatch), ms per step:\n", steps)
+	fmt.Printf("GL programs over %d profiled steps (GPU finished around each dispatch), per step:\n", steps)
 	for _, p := range ps {
-		line := fmt.Sprintf("  %-28s %9.1f  %5.1f%%  %6d calls", p.Program, p.Ms/float64(steps), 100*p.Ms/total, p.Calls)
+		line := fmt.Sprintf("  %-28s %9.1f  %5.1f%%  %6.0f calls", p.Program, p.Ms/float64(steps), 100*p.Ms/total, float64(p.Calls)/float64(steps))
 		if p.GFLOP > 0 {
 			line += fmt.Sprintf("  %7.2f GFLOP/s", p.GFLOP/(p.Ms/1000))
 		}
