@@ -24,14 +24,14 @@ type pending struct {
 	fence   uintptr
 }
 
-// ReadAsync copies t into a pooled staging buffer behind the work issued
+// ReadAsync copies t into a pooled staging buffer behind the work posted
 // so far, fences it and returns without waiting.
 func (b *Backend) ReadAsync(src compute.Tensor) compute.Pending {
 	t := tensorOf(src)
-	p := &pending{b: b, n: t.n}
-	b.ctx.do(func() {
-		p.staging = b.alloc(t.n)
-		b.copyRange(p.staging, 0, t.buf, t.off, t.n)
+	p := &pending{b: b, n: t.n, staging: b.newBuffer(t.n)}
+	from, off := t.buf, t.off
+	b.ctx.post(func() {
+		b.copyRange(p.staging, 0, from, off, p.n)
 		p.fence = b.ctx.fn.FenceSync(glSyncGPUCommandsComplete, 0)
 		b.ctx.fn.Flush() // so the fence is reached without a later call
 	})
@@ -49,9 +49,7 @@ func (p *pending) Wait(dst []float32) {
 		for {
 			r := f.ClientWaitSync(p.fence, glSyncFlushCommandsBit, 100_000_000) // 100 ms, then ask again
 			if r == glWaitFailed {
-				if b.err == nil {
-					b.err = fmt.Errorf("gl: waiting for a fence failed: %s", glErrorName(f.GetError()))
-				}
+				b.fail(fmt.Errorf("gl: waiting for a fence failed: %s", glErrorName(f.GetError())))
 				break
 			}
 			if r != glTimeoutExpired {
@@ -62,17 +60,15 @@ func (p *pending) Wait(dst []float32) {
 		f.BindBuffer(glShaderStorageBuffer, p.staging.id)
 		m := f.MapBufferRange(glShaderStorageBuffer, 0, 4*p.n, glMapReadBit)
 		if m == nil {
-			if b.err == nil {
-				b.err = fmt.Errorf("gl: mapping a staging buffer failed: %s", glErrorName(f.GetError()))
-			}
+			b.fail(fmt.Errorf("gl: mapping a staging buffer failed: %s", glErrorName(f.GetError())))
 			clear(dst)
 		} else {
 			copy(dst, unsafe.Slice((*float32)(m), p.n))
 			f.UnmapBuffer(glShaderStorageBuffer)
 		}
 		b.checkError()
-		b.recycle(p.staging)
+		b.pool(p.staging)
+		b.stats.Downloads++
+		b.stats.DownloadBytes += 4 * p.n
 	})
-	b.stats.Downloads++
-	b.stats.DownloadBytes += 4 * p.n
 }

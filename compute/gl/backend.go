@@ -2,12 +2,15 @@ package gl
 
 import (
 	"fmt"
+	"sync"
 	"unsafe"
 
 	"github.com/swavd/swavd/compute"
 )
 
-// buffer is one GL shader storage buffer.
+// buffer is one GL shader storage buffer. The handle is made on the
+// caller's side; id is filled in on the context's thread, when the
+// allocation posted for it runs (before anything posted after it).
 type buffer struct {
 	id    uint32
 	bytes int
@@ -36,16 +39,20 @@ type Stats struct {
 }
 
 // Backend runs the compute operations as GLSL compute shaders. It is safe
-// for use by one goroutine at a time; every GL call runs on the context's
-// own thread.
+// for use by one goroutine at a time. Every GL call runs on the context's
+// own thread: operations are posted to it in order and return at once;
+// uploads, downloads and Finish wait for it.
 type Backend struct {
-	ctx   *context
-	wg    int // workgroup size of 1-D shaders
+	ctx *context
+	wg  int // workgroup size of 1-D shaders
+	// On the context's thread only:
 	progs map[string]*program
-	free  map[int][]*buffer
+	free  map[int][]uint32 // pooled buffer names by size in bytes
 	stats Stats
-	err   error // first GL error (out of memory), sticky
 	prof  map[string]*OpTime
+
+	errMu sync.Mutex
+	err   error // first GL error (out of memory), sticky
 }
 
 var _ compute.Backend = (*Backend)(nil)
@@ -62,7 +69,7 @@ func NewOn(api API, plat Platform) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Backend{ctx: ctx, progs: map[string]*program{}, free: map[int][]*buffer{}}
+	b := &Backend{ctx: ctx, progs: map[string]*program{}, free: map[int][]uint32{}}
 	lim := ctx.info.Limits
 	if lim.MaxSSBOBindings < 4 || lim.MaxInvocations < 128 || lim.MaxSharedBytes < 16384 { // GL ES 3.1's minimum; the matmul tiles use 13 KiB
 		ctx.close()
@@ -91,11 +98,29 @@ func NewOn(api API, plat Platform) (*Backend, error) {
 // Info describes the context: API, EGL platform, renderer, version, limits.
 func (b *Backend) Info() Info { return b.ctx.info }
 
-// Stats returns the counters since the backend was made.
-func (b *Backend) Stats() Stats { return b.stats }
+// Stats returns the counters since the backend was made, once everything
+// posted so far has been issued.
+func (b *Backend) Stats() Stats {
+	var s Stats
+	b.ctx.do(func() { s = b.stats })
+	return s
+}
 
 // Err returns the first GL error met (such as running out of memory).
-func (b *Backend) Err() error { return b.err }
+func (b *Backend) Err() error {
+	b.errMu.Lock()
+	defer b.errMu.Unlock()
+	return b.err
+}
+
+// fail records err unless an error was recorded before.
+func (b *Backend) fail(err error) {
+	b.errMu.Lock()
+	if b.err == nil {
+		b.err = err
+	}
+	b.errMu.Unlock()
+}
 
 func (b *Backend) Name() string { return "gl (" + b.ctx.info.API + ", " + b.ctx.info.Renderer + ")" }
 
@@ -105,8 +130,8 @@ func (b *Backend) Close() error {
 	}
 	b.ctx.do(func() {
 		for _, l := range b.free {
-			for _, buf := range l {
-				b.ctx.fn.DeleteBuffers(1, &buf.id)
+			for _, id := range l {
+				b.ctx.fn.DeleteBuffers(1, &id)
 			}
 		}
 		for _, p := range b.progs {
@@ -120,32 +145,35 @@ func (b *Backend) Close() error {
 
 func tensorOf(t compute.Tensor) *Tensor { return t.(*Tensor) }
 
-// alloc returns a pooled buffer of n floats (contents undefined); on the
+// newBuffer returns the handle of a buffer of n floats (contents
+// undefined), taken from the pool or made on the context's thread.
+func (b *Backend) newBuffer(n int) *buffer {
+	buf := &buffer{bytes: 4 * max(n, 1)}
+	b.ctx.post(func() { b.alloc(buf) })
+	return buf
+}
+
+// alloc gives buf a pooled buffer name of its size, or a new one; on the
 // context thread.
-func (b *Backend) alloc(n int) *buffer {
-	bytes := 4 * max(n, 1)
-	if l := b.free[bytes]; len(l) > 0 {
-		buf := l[len(l)-1]
-		b.free[bytes] = l[:len(l)-1]
-		return buf
+func (b *Backend) alloc(buf *buffer) {
+	if l := b.free[buf.bytes]; len(l) > 0 {
+		buf.id = l[len(l)-1]
+		b.free[buf.bytes] = l[:len(l)-1]
+		return
 	}
 	f := b.ctx.fn
-	buf := &buffer{bytes: bytes}
 	f.GenBuffers(1, &buf.id)
 	f.BindBuffer(glShaderStorageBuffer, buf.id)
-	f.BufferData(glShaderStorageBuffer, bytes, nil, glDynamicCopy)
-	if e := f.GetError(); e != glNoError && b.err == nil {
-		b.err = fmt.Errorf("gl: allocating %d bytes on %s: GL error %#x (out of memory?)", bytes, b.ctx.info.Renderer, e)
+	f.BufferData(glShaderStorageBuffer, buf.bytes, nil, glDynamicCopy)
+	if e := f.GetError(); e != glNoError {
+		b.fail(fmt.Errorf("gl: allocating %d bytes on %s: GL error %#x (out of memory?)", buf.bytes, b.ctx.info.Renderer, e))
 	}
 	b.stats.BuffersCreated++
-	return buf
 }
 
 func (b *Backend) Empty(shape ...int) compute.Tensor {
 	n := compute.Size(shape)
-	var buf *buffer
-	b.ctx.do(func() { buf = b.alloc(n) })
-	return &Tensor{buf: buf, n: n, shape: append([]int(nil), shape...), owner: true}
+	return &Tensor{buf: b.newBuffer(n), n: n, shape: append([]int(nil), shape...), owner: true}
 }
 
 func (b *Backend) New(shape ...int) compute.Tensor {
@@ -167,8 +195,12 @@ func (b *Backend) Release(ts ...compute.Tensor) {
 	}
 }
 
-// recycle returns a buffer to the pool.
-func (b *Backend) recycle(buf *buffer) { b.free[buf.bytes] = append(b.free[buf.bytes], buf) }
+// recycle returns a buffer to the pool once the operations posted before
+// have been issued (GL keeps their order on the GPU).
+func (b *Backend) recycle(buf *buffer) { b.ctx.post(func() { b.pool(buf) }) }
+
+// pool returns a buffer to the pool; on the context thread.
+func (b *Backend) pool(buf *buffer) { b.free[buf.bytes] = append(b.free[buf.bytes], buf.id) }
 
 func (b *Backend) View(t compute.Tensor, offset int, shape ...int) compute.Tensor {
 	gt := tensorOf(t)
@@ -191,8 +223,8 @@ func (b *Backend) Upload(dst compute.Tensor, src []float32) {
 		f := b.ctx.fn
 		f.BindBuffer(glShaderStorageBuffer, t.buf.id)
 		f.BufferSubData(glShaderStorageBuffer, 4*t.off, 4*t.n, unsafe.Pointer(&src[0]))
+		b.stats.Uploads++
 	})
-	b.stats.Uploads++
 }
 
 func (b *Backend) Download(dst []float32, src compute.Tensor) {
@@ -207,10 +239,10 @@ func (b *Backend) Download(dst []float32, src compute.Tensor) {
 		f := b.ctx.fn
 		f.BindBuffer(glShaderStorageBuffer, t.buf.id)
 		p := f.MapBufferRange(glShaderStorageBuffer, 4*t.off, 4*t.n, glMapReadBit)
+		b.stats.Downloads++
+		b.stats.DownloadBytes += 4 * t.n
 		if p == nil {
-			if b.err == nil {
-				b.err = fmt.Errorf("gl: mapping a buffer for reading failed: GL error %#x", f.GetError())
-			}
+			b.fail(fmt.Errorf("gl: mapping a buffer for reading failed: GL error %#x", f.GetError()))
 			clear(dst)
 			return
 		}
@@ -218,8 +250,13 @@ func (b *Backend) Download(dst []float32, src compute.Tensor) {
 		f.UnmapBuffer(glShaderStorageBuffer)
 		b.checkError()
 	})
-	b.stats.Downloads++
-	b.stats.DownloadBytes += 4 * t.n
+}
+
+// copyInto posts a copy of the first n values of t to dst at dstOff.
+func (b *Backend) copyInto(dst *buffer, dstOff int, t compute.Tensor, n int) {
+	gt := tensorOf(t)
+	src, off := gt.buf, gt.off
+	b.ctx.post(func() { b.copyRange(dst, dstOff, src, off, n) })
 }
 
 // copyRange copies n floats between buffers on the GPU; on the context thread.
@@ -244,8 +281,8 @@ func (b *Backend) Finish() {
 // download ends every training step (the loss), and it checks, so a lost
 // context or running out of memory surfaces through Err within a step.
 func (b *Backend) checkError() {
-	if e := b.ctx.fn.GetError(); e != glNoError && b.err == nil {
-		b.err = fmt.Errorf("gl: %s on %s", glErrorName(e), b.ctx.info.Renderer)
+	if e := b.ctx.fn.GetError(); e != glNoError {
+		b.fail(fmt.Errorf("gl: %s on %s", glErrorName(e), b.ctx.info.Renderer))
 	}
 }
 

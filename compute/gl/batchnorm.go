@@ -27,12 +27,9 @@ func bnUniforms(C, M int) []uni {
 // packed gathers tensors into the slots of a new parameter buffer.
 func (b *Backend) packed(C int, slots map[int]compute.Tensor) *Tensor {
 	p := b.scratch(nSlots * C)
-	b.ctx.do(func() {
-		for s, t := range slots {
-			gt := tensorOf(t)
-			b.copyRange(p.buf, s*C, gt.buf, gt.off, C)
-		}
-	})
+	for s, t := range slots {
+		b.copyInto(p.buf, s*C, t, C)
+	}
 	return p
 }
 
@@ -42,13 +39,14 @@ func (b *Backend) runPerChannel(op string, C, M int, ts []compute.Tensor, us ...
 	if C > b.ctx.info.Limits.MaxGroupCount[1] {
 		panic(fmt.Sprintf("gl: batch norm of %d channels exceeds the dispatch limits %v", C, b.ctx.info.Limits.MaxGroupCount))
 	}
-	b.ctx.do(func() { b.dispatch("batchnorm", op, nil, (M+b.wg-1)/b.wg, C, 1, ts, us) })
+	b.dispatch("batchnorm", op, nil, (M+b.wg-1)/b.wg, C, 1, ts, us)
 }
 
 // unpack copies a slot of p into t.
 func (b *Backend) unpack(t compute.Tensor, p *Tensor, slot, C int) {
 	gt := tensorOf(t)
-	b.ctx.do(func() { b.copyRange(gt.buf, gt.off, p.buf, slot*C, C) })
+	dst, off, src := gt.buf, gt.off, p.buf
+	b.ctx.post(func() { b.copyRange(dst, off, src, slot*C, C) })
 }
 
 func (b *Backend) BatchNormTrain(y, x, gamma, beta, mean, invStd, runMean, runVar compute.Tensor, momentum, eps float32, relu bool) {

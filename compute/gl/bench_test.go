@@ -45,3 +45,17 @@ func benchConv(b *testing.B, be *Backend, c, n, hw int) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkOpOverhead is the host-side cost of one small operation (a fill
+// of one value), the GPU finished once at the end: what a step of a few
+// hundred operations pays before any shader runs.
+func BenchmarkOpOverhead(b *testing.B) {
+	be := backendOrSkip(b, GL43)
+	t := be.New(1)
+	defer be.Release(t)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		be.Fill(t, 1)
+	}
+	be.Finish()
+}

@@ -101,7 +101,7 @@ func procAddr(name string) unsafe.Pointer {
 
 // openContext makes a headless context for api on a new locked thread.
 func openContext(api API, plat Platform) (*context, error) {
-	c := &context{api: api, plat: plat, work: make(chan func()), done: make(chan struct{})}
+	c := &context{api: api, plat: plat, work: make(chan func(), queueDepth), done: make(chan struct{})}
 	errc := make(chan error, 1)
 	go c.loop(errc)
 	if err := <-errc; err != nil {
@@ -181,7 +181,19 @@ func (c *context) query() Info {
 	return in
 }
 
-// do runs f on the context's thread and waits for it.
+// queueDepth is how many posted calls may wait for the context's thread
+// before post blocks.
+const queueDepth = 1024
+
+// post queues f to run on the context's thread, after everything queued
+// before it, and returns at once. GL commands are asynchronous anyway; not
+// waiting for the thread handoff (tens of microseconds each way) lets the
+// caller prepare the next operation while this one is issued. f must only
+// use what it captured at post time.
+func (c *context) post(f func()) { c.work <- f }
+
+// do runs f on the context's thread, after everything posted before, and
+// waits for it.
 func (c *context) do(f func()) {
 	ch := make(chan struct{})
 	c.work <- func() { f(); close(ch) }

@@ -78,22 +78,39 @@ func ub(name string, v bool) uni {
 
 var offsetNames = [4]string{"o0", "o1", "o2", "o3"}
 
-// dispatch binds ts at 0.., sets their offsets and us, and runs gx x gy
-// workgroups, then orders the writes before any later read or copy.
+// binding is a tensor's buffer and offset, taken when an operation is
+// posted: the caller may release the tensor before the operation runs.
+type binding struct {
+	buf *buffer
+	off int
+}
+
+// dispatch posts program (family, op, extra) over gx x gy x gz workgroups
+// with ts bound at 0.. and the uniforms us.
 func (b *Backend) dispatch(family, op string, extra map[string]string, gx, gy, gz int, ts []compute.Tensor, us []uni) {
+	bs := make([]binding, len(ts))
+	for i, t := range ts {
+		gt := tensorOf(t)
+		if gt.buf == nil {
+			panic("gl: operation on a released tensor")
+		}
+		bs[i] = binding{gt.buf, gt.off}
+	}
+	b.ctx.post(func() { b.issue(family, op, extra, gx, gy, gz, bs, us) })
+}
+
+// issue binds bs, sets their offsets and us, and runs the program, then
+// orders its writes before any later read or copy; on the context thread.
+func (b *Backend) issue(family, op string, extra map[string]string, gx, gy, gz int, bs []binding, us []uni) {
 	p, err := b.program(family, op, extra)
 	if err != nil {
 		panic(err) // every program was compiled by New
 	}
 	f := b.ctx.fn
 	f.UseProgram(p.id)
-	for i, t := range ts {
-		gt := tensorOf(t)
-		if gt.buf == nil {
-			panic("gl: operation on a released tensor")
-		}
-		f.BindBufferRange(glShaderStorageBuffer, uint32(i), gt.buf.id, 0, gt.buf.bytes)
-		f.Uniform1i(b.ctx.location(p, offsetNames[i]), int32(gt.off))
+	for i, bd := range bs {
+		f.BindBufferRange(glShaderStorageBuffer, uint32(i), bd.buf.id, 0, bd.buf.bytes)
+		f.Uniform1i(b.ctx.location(p, offsetNames[i]), int32(bd.off))
 	}
 	for _, u := range us {
 		l := b.ctx.location(p, u.name)
@@ -115,12 +132,12 @@ func (b *Backend) dispatch(family, op string, extra map[string]string, gx, gy, g
 // run dispatches an element-wise program over n items (grid-stride loops
 // cover any n).
 func (b *Backend) run(family, op string, n int, ts []compute.Tensor, us ...uni) {
-	b.ctx.do(func() { b.dispatch(family, op, nil, (n+b.wg-1)/b.wg, 1, 1, ts, us) })
+	b.dispatch(family, op, nil, (n+b.wg-1)/b.wg, 1, 1, ts, us)
 }
 
 // runGroups dispatches one workgroup per item (reductions).
 func (b *Backend) runGroups(family, op string, n int, ts []compute.Tensor, us ...uni) {
-	b.ctx.do(func() { b.dispatch(family, op, nil, n, 1, 1, ts, us) })
+	b.dispatch(family, op, nil, n, 1, 1, ts, us)
 }
 
 func ts(t ...compute.Tensor) []compute.Tensor { return t }

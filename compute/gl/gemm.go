@@ -74,13 +74,13 @@ func (b *Backend) gemm(mode string, c, a, bm compute.Tensor, p product, us ...un
 	us = append(us, ui("M", p.m), ui("N", p.n), ui("K", p.k), ui("kChunk", chunk), uf("alpha", p.alpha))
 	if splits == 1 {
 		us = append(us, uf("beta", p.beta), ui("ldc", p.ldc), ui("splitStride", 0))
-		b.ctx.do(func() { b.dispatch("matmul", mode, t.defines(), gx, gy, 1, ts(c, a, bm), us) })
+		b.dispatch("matmul", mode, t.defines(), gx, gy, 1, ts(c, a, bm), us)
 		return
 	}
 	part := b.scratch(splits * p.m * p.n)
 	defer b.Release(part)
 	us = append(us, uf("beta", 0), ui("ldc", p.n), ui("splitStride", p.m*p.n))
-	b.ctx.do(func() { b.dispatch("matmul", mode, t.defines(), gx, gy, splits, ts(part, a, bm), us) })
+	b.dispatch("matmul", mode, t.defines(), gx, gy, splits, ts(part, a, bm), us)
 	n := p.m * p.n
 	b.run("elementwise", "SUM_SPLITS", n, ts(c, part), ui("n", n), ui("cols", p.n), ui("ldc", p.ldc),
 		ui("splits", splits), uf("beta", p.beta))
