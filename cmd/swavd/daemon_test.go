@@ -49,9 +49,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startSwavd(t *testing.T, bin, socket, state string) *swavdProc {
+func startSwavd(t *testing.T, bin, socket, state string, args ...string) *swavdProc {
 	t.Helper()
-	cmd := exec.Command(bin, "run", "--preset", "tiny", "--source", "idx:"+replaySet, "--socket", socket, "--state-dir", state)
+	cmd := exec.Command(bin, append([]string{"run", "--preset", "tiny", "--source", "idx:" + replaySet, "--socket", socket, "--state-dir", state}, args...)...)
 	cmd.Env = append(os.Environ(), "SWAVD_DAEMON_FPS=200", "SWAVD_DAEMON_MIN_REPLAY=64", "SWAVD_DAEMON_CHECKPOINT_STEPS=15", "SWAVD_DAEMON_REPLAY_SIZE=2000")
 	p := &swavdProc{cmd: cmd, log: &syncBuffer{}}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
@@ -196,6 +196,30 @@ func TestDaemonEndToEnd(t *testing.T) {
 // Socket activation: the socket is made by "systemd" (here the test) and
 // handed over as fd 3 with LISTEN_PID and LISTEN_FDS; swavd run --socket
 // fd:// serves on it.
+// With compute.backend auto, status says which backend trains and, when
+// it is the CPU, why GL was not taken (here: llvmpipe is a software
+// renderer, or there is no EGL display at all).
+func TestStatusSaysWhyNotGL(t *testing.T) {
+	bin := swavd(t)
+	ctl := filepath.Join(t.TempDir(), "swavctl")
+	if out, err := exec.Command("go", "build", "-o", ctl, "../swavctl").CombinedOutput(); err != nil {
+		t.Fatalf("go build swavctl: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "swavd.sock")
+	p := startSwavd(t, bin, socket, filepath.Join(dir, "state"), "--backend", "auto")
+	s := waitStatus(t, ctl, socket, p, "the daemon to serve", func(*api.Status) bool { return true })
+	cpuWithReason := s.Backend.Name == "cpu" && s.Backend.Fallback != ""
+	gpu := strings.HasPrefix(s.Backend.Name, "gl") && s.Backend.Fallback == ""
+	if !cpuWithReason && !gpu {
+		t.Fatalf("backend %+v: want GL, or the CPU and why", s.Backend)
+	}
+	if human, _ := swavctl(t, ctl, socket, "status"); cpuWithReason && !strings.Contains(human, "fell back: ") {
+		t.Errorf("swavctl status does not say why:\n%s", human)
+	}
+	t.Logf("backend %+v", s.Backend)
+}
+
 func TestSocketActivation(t *testing.T) {
 	bin := swavd(t)
 	dir := t.TempDir()

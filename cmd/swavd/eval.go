@@ -29,7 +29,7 @@ func loadForInference(dir string) (*train.Session, compute.Backend, *config.Conf
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
-	be, err := newBackend(cfg)
+	be, _, err := newBackend(cfg)
 	if err != nil {
 		return nil, nil, nil, err
 	}

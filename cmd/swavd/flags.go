@@ -18,6 +18,8 @@ type configFlags struct {
 	fs   *pflag.FlagSet
 	file *string
 	keys map[string]string // config key -> flag name
+	// notGL says why compute.backend auto chose the CPU, after open.
+	notGL string
 }
 
 func newConfigFlags(name string) *configFlags {
@@ -41,10 +43,11 @@ func (c *configFlags) open(preset string) (*config.Config, compute.Backend, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	be, err := newBackend(cfg)
+	be, notGL, err := newBackend(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
+	c.notGL = notGL
 	return cfg, be, nil
 }
 
@@ -60,11 +63,12 @@ func (c *configFlags) load(preset string) (*config.Config, error) {
 // tries GL 4.3, then GLES 3.1, keeps the first that runs on a GPU (not a
 // software renderer such as llvmpipe, which trains tens of times slower
 // than the CPU backend) and passes the self-test against the CPU backend,
-// and otherwise falls back to the CPU, saying why.
-func newBackend(cfg *config.Config) (compute.Backend, error) {
+// and otherwise falls back to the CPU, saying why (on stderr, and in
+// notGL for the daemon's status).
+func newBackend(cfg *config.Config) (be compute.Backend, notGL string, err error) {
 	switch cfg.Compute.Backend {
 	case "cpu":
-		return cpu.New(), nil
+		return cpu.New(), "", nil
 	case "gl", "gles":
 		api := gl.GL43
 		if cfg.Compute.Backend == "gles" {
@@ -72,14 +76,14 @@ func newBackend(cfg *config.Config) (compute.Backend, error) {
 		}
 		b, err := gl.New(api)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if err := gl.SelfTest(b, cpu.New()); err != nil {
 			b.Close()
-			return nil, err
+			return nil, "", err
 		}
 		reportGL(b)
-		return b, nil
+		return b, "", nil
 	}
 	var why []string
 	for _, api := range []gl.API{gl.GL43, gl.GLES31} {
@@ -93,14 +97,15 @@ func newBackend(cfg *config.Config) (compute.Backend, error) {
 		if err == nil {
 			if err = gl.SelfTest(b, cpu.New()); err == nil {
 				reportGL(b)
-				return b, nil
+				return b, "", nil
 			}
 			b.Close()
 		}
 		why = append(why, fmt.Sprintf("%v: %v", api, err))
 	}
-	fmt.Fprintf(os.Stderr, "compute.backend auto: using the CPU (%s)\n", strings.Join(why, "; "))
-	return cpu.New(), nil
+	notGL = strings.Join(why, "; ")
+	fmt.Fprintf(os.Stderr, "compute.backend auto: using the CPU (%s)\n", notGL)
+	return cpu.New(), notGL, nil
 }
 
 func reportGL(b *gl.Backend) {

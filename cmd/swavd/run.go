@@ -35,7 +35,7 @@ func runDaemon(args []string) error {
 		return err
 	}
 	notify, wd := daemon.SystemdNotifier()
-	o := daemonOptions(cfg, be)
+	o := daemonOptions(cfg, be, c.notGL)
 	o.Notify, o.Watchdog, o.Logf = notify, wd, logger.Printf
 	d, err := daemon.New(o)
 	if err != nil {
@@ -72,10 +72,11 @@ func runDaemon(args []string) error {
 	return nil
 }
 
-// daemonOptions describes the backend and, in auto mode, the CPU fallback;
-// it also applies the configured memory limit.
-func daemonOptions(cfg *config.Config, be compute.Backend) daemon.Options {
-	info := api.Backend{Name: be.Name()}
+// daemonOptions describes the backend (with why auto did not take GL, if
+// it did not) and, in auto mode, the CPU fallback; it also applies the
+// configured memory limit.
+func daemonOptions(cfg *config.Config, be compute.Backend, notGL string) daemon.Options {
+	info := api.Backend{Name: be.Name(), Fallback: notGL}
 	if g, ok := be.(*gl.Backend); ok {
 		in := g.Info()
 		info.Renderer, info.GL = in.Renderer, in.Version
