@@ -59,3 +59,12 @@ func BenchmarkOpOverhead(b *testing.B) {
 	}
 	be.Finish()
 }
+
+// BenchmarkContextHandoff is one synchronous round trip to the context's
+// thread (what every operation cost before operations were posted).
+func BenchmarkContextHandoff(b *testing.B) {
+	be := backendOrSkip(b, GL43)
+	for i := 0; i < b.N; i++ {
+		be.ctx.do(func() {})
+	}
+}
