@@ -119,18 +119,21 @@ ivec4 kPart(int k) {
 	int ty = t / nx, tx = t - ty * nx;
 	return ivec4(co * NB * Ho * Wo, ty, tx, (co * C * KS + ry + S * ty) * KS + rx + S * tx);
 }
-ivec4 columnPart(int j) {
+// phasePixel splits column j of the phase into (image, a, b).
+ivec3 phasePixel(int j) {
 	int hw = Ha * Wa;
 	int img = j / hw, p = j - img * hw;
 	int a = p / Wa;
-	return ivec4(img * Ho * Wo, oy0 + a, ox0 + p - a * Wa, 0);
+	return ivec3(img, a, p - a * Wa);
+}
+ivec4 columnPart(int j) {
+	ivec3 q = phasePixel(j);
+	return ivec4(q.x * Ho * Wo, oy0 + q.y, ox0 + q.z, 0);
 }
 // outColumn is where column j of the phase lies in a channel of dx.
 int outColumn(int j) {
-	int hw = Ha * Wa;
-	int img = j / hw, p = j - img * hw;
-	int a = p / Wa;
-	return (img * H + ih0 + S * a) * W + iw0 + S * (p - a * Wa);
+	ivec3 q = phasePixel(j);
+	return (q.x * H + ih0 + S * q.y) * W + iw0 + S * q.z;
 }
 #endif
 #endif

@@ -252,11 +252,9 @@ func (b *Backend) Download(dst []float32, src compute.Tensor) {
 	})
 }
 
-// copyInto posts a copy of the first n values of t to dst at dstOff.
-func (b *Backend) copyInto(dst *buffer, dstOff int, t compute.Tensor, n int) {
-	gt := tensorOf(t)
-	src, off := gt.buf, gt.off
-	b.ctx.post(func() { b.copyRange(dst, dstOff, src, off, n) })
+// postCopy posts copyRange; the buffers are the ones held when posting.
+func (b *Backend) postCopy(dst *buffer, dstOff int, src *buffer, srcOff, n int) {
+	b.ctx.post(func() { b.copyRange(dst, dstOff, src, srcOff, n) })
 }
 
 // copyRange copies n floats between buffers on the GPU; on the context thread.

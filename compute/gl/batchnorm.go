@@ -28,7 +28,8 @@ func bnUniforms(C, M int) []uni {
 func (b *Backend) packed(C int, slots map[int]compute.Tensor) *Tensor {
 	p := b.scratch(nSlots * C)
 	for s, t := range slots {
-		b.copyInto(p.buf, s*C, t, C)
+		gt := tensorOf(t)
+		b.postCopy(p.buf, s*C, gt.buf, gt.off, C)
 	}
 	return p
 }
@@ -45,8 +46,7 @@ func (b *Backend) runPerChannel(op string, C, M int, ts []compute.Tensor, us ...
 // unpack copies a slot of p into t.
 func (b *Backend) unpack(t compute.Tensor, p *Tensor, slot, C int) {
 	gt := tensorOf(t)
-	dst, off, src := gt.buf, gt.off, p.buf
-	b.ctx.post(func() { b.copyRange(dst, off, src, slot*C, C) })
+	b.postCopy(gt.buf, gt.off, p.buf, slot*C, C)
 }
 
 func (b *Backend) BatchNormTrain(y, x, gamma, beta, mean, invStd, runMean, runVar compute.Tensor, momentum, eps float32, relu bool) {
