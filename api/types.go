@@ -80,6 +80,8 @@ type Checkpoint struct {
 	Step  int       `json:"step"`
 	At    time.Time `json:"at"`
 	Bytes int64     `json:"bytes"`
+	// Restored marks the checkpoint the daemon resumed from at start.
+	Restored bool `json:"restored,omitempty"`
 }
 
 // Cluster is one prototype's statistics (GET /v1/clusters).

@@ -94,6 +94,7 @@ func New(o Options) (*Daemon, error) {
 	if d.ckpts, err = NewCheckpoints(dc.StateDir+"/checkpoints", dc.KeepCheckpoints); err != nil {
 		return nil, err
 	}
+	d.ckpts.Logf = o.Logf
 	if d.assign, err = NewAssigner(cfg); err != nil {
 		return nil, err
 	}
@@ -101,7 +102,11 @@ func New(o Options) (*Daemon, error) {
 		d.assign.Close()
 		return nil, err
 	}
-	d.restore(false)
+	if err := d.restore(false); err != nil {
+		d.sess.Close()
+		d.assign.Close()
+		return nil, err
+	}
 	d.assign.Publish(d.sess.Model, d.sess.Trainer.Step)
 	d.training = api.Training{State: "waiting", Step: d.sess.Trainer.Step, ReplayCap: d.replay.Cap(),
 		Batch: cfg.Daemon.Batch, Prototypes: cfg.Model.Prototypes, DutyCycle: dc.DutyCycle}
@@ -144,9 +149,10 @@ const (
 
 // restore loads the newest checkpoint that is whole; the model must load,
 // statistics and replay frames are restored when they still fit (unless
-// modelOnly: a backend switch keeps the live ones).
-func (d *Daemon) restore(modelOnly bool) {
-	dir, skipped := d.ckpts.Restore(func(files map[string][]byte) error {
+// modelOnly: a backend switch keeps the live ones). It fails only when the
+// state directory cannot be read: starting over would lose training.
+func (d *Daemon) restore(modelOnly bool) error {
+	restored, skipped, err := d.ckpts.Restore(func(files map[string][]byte) error {
 		f, meta, err := model.ParseCheckpoint(files[model.TensorsFile])
 		if err != nil {
 			return err
@@ -172,9 +178,16 @@ func (d *Daemon) restore(modelOnly bool) {
 	for _, err := range skipped {
 		d.o.Logf("%v", err)
 	}
-	if dir != "" {
-		d.o.Logf("resumed from %s at step %d with %d replay frames", dir, d.sess.Trainer.Step, d.replay.Len())
+	if err != nil {
+		return fmt.Errorf("restoring state: %w", err)
 	}
+	if restored.Path != "" {
+		d.mu.Lock()
+		d.last = &restored
+		d.mu.Unlock()
+		d.o.Logf("resumed from %s at step %d with %d replay frames", restored.Path, d.sess.Trainer.Step, d.replay.Len())
+	}
+	return nil
 }
 
 // Run serves until ctx ends, then stops capture, finishes the training
@@ -410,7 +423,10 @@ func (d *Daemon) recoverBackend(stepErr error) bool {
 	d.sess.Close()
 	d.sess = sess
 	d.o.Backend = fb
-	d.restore(true)
+	if err := d.restore(true); err != nil {
+		d.setTraining(func(t *api.Training) { t.State, t.LastError = "failed", err.Error() })
+		return false
+	}
 	d.assign.Publish(d.sess.Model, d.sess.Trainer.Step)
 	d.mu.Lock()
 	d.backend = api.Backend{Name: fb.Name(), Fallback: stepErr.Error()}

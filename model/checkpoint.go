@@ -3,6 +3,7 @@ package model
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +19,11 @@ const (
 	MetaFile    = "meta.json"
 	metaKey     = "swavd"
 )
+
+// ErrIncompatible marks a whole checkpoint made for another model
+// configuration (other tensors or shapes): not damaged, just not this
+// model's, so a daemon sets it aside instead of deleting it.
+var ErrIncompatible = errors.New("made for another model configuration")
 
 // CheckpointMeta describes a checkpoint. It is stored inside the
 // safetensors header (authoritative) and beside it as meta.json for people.
@@ -160,10 +166,10 @@ func (t *Trainer) LoadState(f *safetensors.File, meta CheckpointMeta) error {
 	for _, n := range state {
 		st, ok := f.Tensors[n.Name]
 		if !ok {
-			return fmt.Errorf("no tensor %q (different model?)", n.Name)
+			return fmt.Errorf("%w: no tensor %q", ErrIncompatible, n.Name)
 		}
 		if compute.Size(st.Shape) != n.T.Len() || !sameShape(st.Shape, n.T.Shape()) {
-			return fmt.Errorf("tensor %q has shape %v, the model needs %v", n.Name, st.Shape, n.T.Shape())
+			return fmt.Errorf("%w: tensor %q has shape %v, the model needs %v", ErrIncompatible, n.Name, st.Shape, n.T.Shape())
 		}
 	}
 	be := t.M.Backend()

@@ -136,8 +136,12 @@ func (c *cli) status(ctx context.Context) error {
 	}
 	u := s.Clusters
 	fmt.Fprintf(w, "clusters\t%d of %d used (%d recently), entropy %.2f nats (recent %.2f, uniform %.2f)\n", u.Used, u.K, u.RecentUsed, u.Entropy, u.RecentEntropy, math.Log(float64(u.K)))
-	if s.LastCheckpoint != nil {
-		fmt.Fprintf(w, "checkpoint\tstep %d at %s, %s\n", s.LastCheckpoint.Step, s.LastCheckpoint.At.Local().Format(time.DateTime), s.LastCheckpoint.Path)
+	if c := s.LastCheckpoint; c != nil {
+		how := ""
+		if c.Restored {
+			how = " (resumed from)"
+		}
+		fmt.Fprintf(w, "checkpoint\tstep %d at %s, %s%s\n", c.Step, c.At.Local().Format(time.DateTime), c.Path, how)
 	} else {
 		fmt.Fprintf(w, "checkpoint\tnone yet\n")
 	}

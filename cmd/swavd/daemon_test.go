@@ -51,8 +51,15 @@ func (s *syncBuffer) String() string {
 
 func startSwavd(t *testing.T, bin, socket, state string, args ...string) *swavdProc {
 	t.Helper()
+	return startSwavdEnv(t, bin, socket, state, nil, args...)
+}
+
+// startSwavdEnv is startSwavd with more environment (later entries win).
+func startSwavdEnv(t *testing.T, bin, socket, state string, env []string, args ...string) *swavdProc {
+	t.Helper()
 	cmd := exec.Command(bin, append([]string{"run", "--preset", "tiny", "--source", "idx:" + replaySet, "--socket", socket, "--state-dir", state}, args...)...)
 	cmd.Env = append(os.Environ(), "SWAVD_DAEMON_FPS=200", "SWAVD_DAEMON_MIN_REPLAY=64", "SWAVD_DAEMON_CHECKPOINT_STEPS=15", "SWAVD_DAEMON_REPLAY_SIZE=2000")
+	cmd.Env = append(cmd.Env, env...)
 	p := &swavdProc{cmd: cmd, log: &syncBuffer{}}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
@@ -170,16 +177,23 @@ func TestDaemonEndToEnd(t *testing.T) {
 	// SIGKILL mid-run: no final checkpoint; the newest periodic one is used.
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	p.cmd.Wait()
-	ckpts := (&daemon.Checkpoints{Dir: filepath.Join(state, "checkpoints")}).List()
-	if len(ckpts) == 0 {
-		t.Fatal("no checkpoint on disk")
+	ckpts, err := (&daemon.Checkpoints{Dir: filepath.Join(state, "checkpoints")}).List()
+	if err != nil || len(ckpts) == 0 {
+		t.Fatalf("no checkpoint on disk: %v", err)
 	}
 	sm := regexp.MustCompile(`ckpt-0*(\d+)-`).FindStringSubmatch(filepath.Base(ckpts[0]))
 	want, _ := strconv.Atoi(sm[1])
-	p2 := startSwavd(t, bin, socket, state)
+	// No periodic checkpoint after the restart, so status keeps showing the restored one.
+	p2 := startSwavdEnv(t, bin, socket, state, []string{"SWAVD_DAEMON_CHECKPOINT_STEPS=0"})
 	s2 := waitStatus(t, ctl, socket, p2, "the restarted daemon", func(*api.Status) bool { return true })
 	if s2.Training.Step < want || !strings.Contains(p2.log.String(), "at step "+strconv.Itoa(want)+" ") {
 		t.Fatalf("after SIGKILL: step %d, newest checkpoint at %d; log:\n%s", s2.Training.Step, want, p2.log)
+	}
+	if c := s2.LastCheckpoint; c == nil || !c.Restored || c.Path != ckpts[0] {
+		t.Fatalf("status after the restart shows checkpoint %+v, want %s restored", c, ckpts[0])
+	}
+	if out, err := swavctl(t, ctl, socket, "status"); err != nil || !strings.Contains(out, "(resumed from)") {
+		t.Fatalf("swavctl status after the restart: %v\n%s", err, out)
 	}
 	waitStatus(t, ctl, socket, p2, "training after the restart", func(s *api.Status) bool { return s.Training.Step > want })
 
