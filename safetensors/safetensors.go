@@ -1,7 +1,10 @@
-// Package safetensors reads and writes float32 tensors in the safetensors
-// format (https://github.com/huggingface/safetensors): an 8-byte
-// little-endian header length, a JSON header naming each tensor's dtype,
-// shape and byte range, then the raw little-endian data.
+// Package safetensors reads and writes float32 (F32) and int64 (I64)
+// tensors in the safetensors format (https://github.com/huggingface/safetensors):
+// an 8-byte little-endian header length, a JSON header naming each tensor's
+// dtype, shape and byte range, then the raw little-endian data. Parse
+// trusts no byte of its input: shape products are checked for overflow and
+// the tensors' byte ranges must tile the data exactly, as the format
+// requires.
 package safetensors
 
 import (
@@ -13,11 +16,20 @@ import (
 	"sort"
 )
 
-// Tensor is one named float32 tensor.
+// Tensor is one named tensor: float32 values in Data, or int64 values in
+// Ints (then Data is nil).
 type Tensor struct {
 	Name  string
 	Shape []int
 	Data  []float32
+	Ints  []int64
+}
+
+func (t Tensor) dtype() (name string, size, n int) {
+	if t.Ints != nil {
+		return "I64", 8, len(t.Ints)
+	}
+	return "F32", 4, len(t.Data)
 }
 
 type entry struct {
@@ -41,14 +53,15 @@ func Write(w io.Writer, tensors []Tensor, meta map[string]string) error {
 		for _, d := range t.Shape {
 			n *= d
 		}
-		if n != len(t.Data) {
-			return fmt.Errorf("safetensors: %s: shape %v holds %d values, have %d", t.Name, t.Shape, n, len(t.Data))
+		dtype, size, have := t.dtype()
+		if n != have {
+			return fmt.Errorf("safetensors: %s: shape %v holds %d values, have %d", t.Name, t.Shape, n, have)
 		}
-		if _, dup := header[t.Name]; dup {
-			return fmt.Errorf("safetensors: duplicate tensor %q", t.Name)
+		if _, dup := header[t.Name]; dup || t.Name == "__metadata__" {
+			return fmt.Errorf("safetensors: duplicate or reserved tensor name %q", t.Name)
 		}
-		header[t.Name] = entry{DType: "F32", Shape: t.Shape, Offsets: [2]int64{off, off + 4*int64(n)}}
-		off += 4 * int64(n)
+		header[t.Name] = entry{DType: dtype, Shape: t.Shape, Offsets: [2]int64{off, off + int64(size*n)}}
+		off += int64(size * n)
 	}
 	hj, err := json.Marshal(header)
 	if err != nil {
@@ -67,9 +80,13 @@ func Write(w io.Writer, tensors []Tensor, meta map[string]string) error {
 	}
 	buf := make([]byte, 0, 1<<16)
 	for _, t := range tensors {
-		for _, v := range t.Data {
-			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
-			if len(buf) == cap(buf) {
+		for i := 0; i < len(t.Data)+len(t.Ints); i++ {
+			if t.Ints != nil {
+				buf = binary.LittleEndian.AppendUint64(buf, uint64(t.Ints[i]))
+			} else {
+				buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(t.Data[i]))
+			}
+			if len(buf) >= cap(buf)-8 {
 				if _, err := w.Write(buf); err != nil {
 					return err
 				}
@@ -112,6 +129,11 @@ func Parse(b []byte) (*File, error) {
 	}
 	data := b[8+hl:]
 	f := &File{Tensors: map[string]Tensor{}, Metadata: map[string]string{}}
+	type span struct {
+		name   string
+		lo, hi int64
+	}
+	var spans []span
 	for name, msg := range raw {
 		if name == "__metadata__" {
 			if err := json.Unmarshal(msg, &f.Metadata); err != nil {
@@ -123,25 +145,62 @@ func Parse(b []byte) (*File, error) {
 		if err := json.Unmarshal(msg, &e); err != nil {
 			return nil, fmt.Errorf("safetensors: tensor %q: %w", name, err)
 		}
-		if e.DType != "F32" {
-			return nil, fmt.Errorf("safetensors: tensor %q has dtype %s, only F32 is read", name, e.DType)
+		var size int64
+		switch e.DType {
+		case "F32":
+			size = 4
+		case "I64":
+			size = 8
+		default:
+			return nil, fmt.Errorf("safetensors: tensor %q has dtype %s, only F32 and I64 are read", name, e.DType)
 		}
+		// The element count may not exceed what the data could hold; checked
+		// at every factor, so the product never overflows.
 		n := int64(1)
 		for _, d := range e.Shape {
-			if d < 0 || d > 1<<31 {
+			if d < 0 {
 				return nil, fmt.Errorf("safetensors: tensor %q has bad shape %v", name, e.Shape)
+			}
+			if d > 0 && n > int64(len(data))/size/int64(d) {
+				return nil, fmt.Errorf("safetensors: tensor %q: shape %v holds more values than the %d data bytes", name, e.Shape, len(data))
 			}
 			n *= int64(d)
 		}
 		lo, hi := e.Offsets[0], e.Offsets[1]
-		if lo < 0 || hi < lo || hi > int64(len(data)) || hi-lo != 4*n {
+		if lo < 0 || hi < lo || hi > int64(len(data)) || hi-lo != size*n {
 			return nil, fmt.Errorf("safetensors: tensor %q: byte range [%d,%d) does not fit shape %v in %d data bytes", name, lo, hi, e.Shape, len(data))
 		}
-		vals := make([]float32, n)
-		for i := range vals {
-			vals[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[lo+4*int64(i):]))
+		spans = append(spans, span{name, lo, hi})
+		t := Tensor{Name: name, Shape: e.Shape}
+		if size == 8 {
+			t.Ints = make([]int64, n)
+			for i := range t.Ints {
+				t.Ints[i] = int64(binary.LittleEndian.Uint64(data[lo+8*int64(i):]))
+			}
+		} else {
+			t.Data = make([]float32, n)
+			for i := range t.Data {
+				t.Data[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[lo+4*int64(i):]))
+			}
 		}
-		f.Tensors[name] = Tensor{Name: name, Shape: e.Shape, Data: vals}
+		f.Tensors[name] = t
+	}
+	// The byte ranges tile the data: no gap, no overlap, nothing after.
+	sort.Slice(spans, func(i, j int) bool {
+		if spans[i].lo != spans[j].lo {
+			return spans[i].lo < spans[j].lo
+		}
+		return spans[i].hi < spans[j].hi
+	})
+	var end int64
+	for _, sp := range spans {
+		if sp.lo != end {
+			return nil, fmt.Errorf("safetensors: tensor %q starts at byte %d, expected %d (a gap or an overlap)", sp.name, sp.lo, end)
+		}
+		end = sp.hi
+	}
+	if end != int64(len(data)) {
+		return nil, fmt.Errorf("safetensors: %d data bytes after the last tensor", int64(len(data))-end)
 	}
 	return f, nil
 }

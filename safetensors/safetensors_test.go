@@ -59,11 +59,32 @@ func TestParseRejectsMalformed(t *testing.T) {
 		"bad dtype":      header(`{"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}`),
 		"range":          header(`{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}`),
 		"negative":       header(`{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}`),
+		// 2^31 x 2^31 x 4 wraps to 0 in int64 arithmetic: parsed as empty before.
+		"overflow": header(`{"a":{"dtype":"F32","shape":[2147483648,2147483648,4],"data_offsets":[0,0]},` +
+			`"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`),
+		"overlap":  header(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`),
+		"gap":      header(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`),
+		"trailing": header(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`),
 	}
 	for name, b := range cases {
 		if _, err := Parse(b); err == nil {
 			t.Errorf("%s: parsed", name)
 		}
+	}
+}
+
+func TestInt64Tensors(t *testing.T) {
+	var buf bytes.Buffer
+	in := []Tensor{{Name: "f", Shape: []int{1}, Data: []float32{0.5}}, {Name: "n", Shape: []int{3}, Ints: []int64{1, -2, 1 << 40}}}
+	if err := Write(&buf, in, nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Parse(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.Tensors["n"]; n.Data != nil || len(n.Ints) != 3 || n.Ints[2] != 1<<40 || n.Ints[1] != -2 || f.Tensors["f"].Data[0] != 0.5 {
+		t.Fatalf("parsed %+v", f.Tensors)
 	}
 }
 
