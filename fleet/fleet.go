@@ -66,6 +66,8 @@ type Announce struct {
 	Share   string    `json:"share"`  // prototypes | model
 	Digest  string    `json:"digest"` // of the snapshot it would send now, if built
 	At      time.Time `json:"at"`
+	// EverySeconds is how often it announces; three missed mean offline.
+	EverySeconds float64 `json:"every_s"`
 }
 
 // PullRequest is the fleet server's request; Have is the digest of the

@@ -1,0 +1,287 @@
+// Package link is a device's side of the fleet: it dials the fleet's NATS
+// over mTLS, reconnects forever with backoff, announces the device, and
+// answers the fleet's pull requests with the device's snapshot, or
+// "unchanged" when the fleet already has it. Everything runs on the NATS
+// client's goroutines: capture, assignment and training never wait on it.
+package link
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/swavd/swavd/fleet"
+	"github.com/swavd/swavd/fleet/certs"
+)
+
+// Source gives the link what the device shares.
+type Source interface {
+	// Step is the training step of the weights the device uses (cheap).
+	Step() int
+	// Snapshot is the device's state now.
+	Snapshot() (*fleet.Snapshot, error)
+}
+
+// Options configure the link.
+type Options struct {
+	URL      string // tls://host:port
+	DeviceID string
+	CA       string // the fleet CA certificate (PEM)
+	Cert     string // this device's certificate and key
+	Key      string
+	Version  string
+	Preset   string
+	Share    string // prototypes | model
+	// AnnounceEvery is how often the device announces itself.
+	AnnounceEvery time.Duration
+	// SnapshotEvery bounds how often a snapshot is rebuilt when only the
+	// counts changed; new weights (a new step) rebuild it at the next pull.
+	SnapshotEvery time.Duration
+	Logf          func(format string, args ...any)
+}
+
+// Link states.
+const (
+	StateConnecting = "connecting"
+	StateConnected  = "connected"
+	StateFailed     = "failed" // cannot start (bad certificate files); says why
+	StateClosed     = "closed"
+)
+
+// Status is the link as `swavctl status` shows it.
+type Status struct {
+	State      string     `json:"state"`
+	URL        string     `json:"url"`
+	DeviceID   string     `json:"device_id"`
+	Server     string     `json:"server,omitempty"` // the NATS server connected to
+	LastPull   *time.Time `json:"last_pull,omitempty"`
+	LastDigest string     `json:"last_digest,omitempty"`
+	LastResult string     `json:"last_result,omitempty"` // snapshot | unchanged | error
+	LastError  string     `json:"last_error,omitempty"`
+	Pulls      uint64     `json:"pulls"`
+	Unchanged  uint64     `json:"unchanged"`
+	BytesSent  uint64     `json:"bytes_sent"`
+	Reconnects uint64     `json:"reconnects"`
+}
+
+// Link is a running fleet link.
+type Link struct {
+	o   Options
+	src Source
+	nc  *nats.Conn
+
+	mu     sync.Mutex
+	st     Status
+	cache  []byte // the snapshot last built, its digest, step and time
+	digest string
+	step   int
+	built  time.Time
+	stop   chan struct{}
+	done   sync.WaitGroup
+	closed sync.Once
+}
+
+// Start begins connecting in the background and returns at once. Errors
+// it cannot retry (unreadable certificate files) are returned, and also
+// kept in the status.
+func Start(o Options, src Source) (*Link, error) {
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	if o.AnnounceEvery <= 0 {
+		o.AnnounceEvery = fleet.AnnounceEvery
+	}
+	l := &Link{o: o, src: src, stop: make(chan struct{}), st: Status{State: StateConnecting, URL: o.URL, DeviceID: o.DeviceID}}
+	fail := func(err error) (*Link, error) {
+		l.st.State, l.st.LastError = StateFailed, err.Error()
+		return l, fmt.Errorf("fleet: %w", err)
+	}
+	if err := fleet.CheckDeviceID(o.DeviceID); err != nil {
+		return fail(err)
+	}
+	tlsCfg, err := certs.ClientTLS(o.CA, o.Cert, o.Key)
+	if err != nil {
+		return fail(err)
+	}
+	nc, err := nats.Connect(o.URL, nats.Secure(tlsCfg), nats.Name("swavd "+o.DeviceID),
+		nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.CustomReconnectDelay(backoff),
+		nats.ConnectHandler(l.onConnect), nats.ReconnectHandler(l.onConnect),
+		nats.DisconnectErrHandler(l.onDisconnect), nats.ErrorHandler(l.onAsyncError),
+		nats.ReconnectErrHandler(l.onDisconnect))
+	if err != nil {
+		return fail(err)
+	}
+	l.nc = nc
+	if _, err := nc.Subscribe(fleet.PullSubject(o.DeviceID), l.onPull); err != nil {
+		nc.Close()
+		return fail(err)
+	}
+	l.done.Add(1)
+	go l.announceLoop()
+	return l, nil
+}
+
+// backoff is 0.25 s doubling to 30 s, with up to 25% jitter so a fleet
+// that lost its server does not come back all at once.
+func backoff(attempts int) time.Duration {
+	d := min(250*time.Millisecond<<min(attempts, 10), 30*time.Second)
+	return d + time.Duration(rand.Int64N(int64(d/4)+1))
+}
+
+// Close stops the link.
+func (l *Link) Close() {
+	if l.nc == nil {
+		return
+	}
+	l.closed.Do(func() {
+		close(l.stop)
+		l.done.Wait()
+		l.mu.Lock()
+		l.st.State = StateClosed
+		l.mu.Unlock()
+		l.nc.Close()
+	})
+}
+
+// Status returns the link's state.
+func (l *Link) Status() Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.st
+}
+
+func (l *Link) onConnect(c *nats.Conn) {
+	l.mu.Lock()
+	if l.st.Server != "" {
+		l.st.Reconnects++
+	}
+	l.st.State, l.st.Server = StateConnected, c.ConnectedUrlRedacted()
+	l.mu.Unlock()
+	l.o.Logf("fleet: connected to %s as %s", c.ConnectedUrlRedacted(), l.o.DeviceID)
+	l.announce(c)
+}
+
+func (l *Link) onDisconnect(_ *nats.Conn, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.st.State == StateClosed {
+		return
+	}
+	l.st.State = StateConnecting
+	if err != nil {
+		l.st.LastError = err.Error()
+	}
+}
+
+// onAsyncError records what the server refused (a permissions violation).
+func (l *Link) onAsyncError(_ *nats.Conn, _ *nats.Subscription, err error) {
+	l.o.Logf("fleet: %v", err)
+	l.mu.Lock()
+	l.st.LastError = err.Error()
+	l.mu.Unlock()
+}
+
+func (l *Link) announceLoop() {
+	defer l.done.Done()
+	t := time.NewTicker(l.o.AnnounceEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			if l.nc.IsConnected() {
+				l.announce(l.nc)
+			}
+		}
+	}
+}
+
+func (l *Link) announce(c *nats.Conn) {
+	l.mu.Lock()
+	digest := l.digest
+	l.mu.Unlock()
+	a := fleet.Announce{ID: l.o.DeviceID, Version: l.o.Version, Preset: l.o.Preset, Step: l.src.Step(), Share: l.o.Share,
+		Digest: digest, At: time.Now().UTC(), EverySeconds: l.o.AnnounceEvery.Seconds()}
+	b, _ := json.Marshal(a)
+	if err := c.Publish(fleet.AnnounceSubject(l.o.DeviceID), b); err != nil {
+		l.o.Logf("fleet: announce: %v", err)
+	}
+}
+
+// current returns the snapshot to serve: the cached one unless the weights
+// changed or SnapshotEvery passed since it was built.
+func (l *Link) current() ([]byte, string, error) {
+	step := l.src.Step()
+	l.mu.Lock()
+	fresh := l.cache != nil && step == l.step && time.Since(l.built) < l.o.SnapshotEvery
+	b, digest := l.cache, l.digest
+	l.mu.Unlock()
+	if fresh {
+		return b, digest, nil
+	}
+	snap, err := l.src.Snapshot()
+	if err != nil {
+		return nil, "", err
+	}
+	if b, err = snap.Encode(); err != nil {
+		return nil, "", err
+	}
+	digest = fleet.Digest(b)
+	l.mu.Lock()
+	l.cache, l.digest, l.step, l.built = b, digest, snap.Meta.Step, time.Now()
+	l.mu.Unlock()
+	return b, digest, nil
+}
+
+// Current is the snapshot the device serves now (what leaves the device).
+func (l *Link) Current() ([]byte, string, error) { return l.current() }
+
+func (l *Link) onPull(m *nats.Msg) {
+	var req fleet.PullRequest
+	reply := nats.NewMsg(m.Reply)
+	result := fleet.StatusSnapshot
+	b, digest, err := l.current()
+	switch {
+	case json.Unmarshal(m.Data, &req) != nil:
+		err = errors.New("malformed pull request")
+	case err == nil && req.Have == digest:
+		result = fleet.StatusUnchanged
+	case err == nil && len(b) > int(l.nc.MaxPayload())-64<<10:
+		err = fmt.Errorf("snapshot of %d bytes is over the server's message limit of %d", len(b), l.nc.MaxPayload())
+	}
+	if err != nil {
+		result = fleet.StatusError
+		reply.Header.Set(fleet.HeaderError, err.Error())
+	} else {
+		reply.Header.Set(fleet.HeaderDigest, digest)
+		if result == fleet.StatusSnapshot {
+			reply.Data = b
+		}
+	}
+	reply.Header.Set(fleet.HeaderStatus, result)
+	if rerr := m.RespondMsg(reply); rerr != nil && err == nil {
+		err = rerr
+	}
+	now := time.Now().UTC()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.st.Pulls++
+	l.st.LastPull, l.st.LastResult = &now, result
+	if err != nil {
+		l.st.LastError = err.Error()
+		l.o.Logf("fleet: pull: %v", err)
+		return
+	}
+	l.st.LastDigest = digest
+	if result == fleet.StatusUnchanged {
+		l.st.Unchanged++
+	} else {
+		l.st.BytesSent += uint64(len(b))
+	}
+}

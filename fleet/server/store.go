@@ -1,0 +1,260 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// JetStream buckets.
+const (
+	devicesBucket   = "swav_devices"   // key-value: one Device per id
+	snapshotsBucket = "swav_snapshots" // object store: snapshots named by their SHA-256
+	claimsBucket    = "swav_claims"    // key-value: who pulls a device in a round
+)
+
+// Device is the fleet's record of one device (the inventory).
+type Device struct {
+	ID            string        `json:"id"`
+	Version       string        `json:"version,omitempty"`
+	Preset        string        `json:"preset,omitempty"`
+	AnnouncedStep int           `json:"announced_step"`
+	LastSeen      time.Time     `json:"last_seen"`
+	AnnounceEvery time.Duration `json:"announce_every"`
+	// Offline is set when a pull found no one answering, and cleared by the
+	// next announcement.
+	Offline bool `json:"offline,omitempty"`
+	// The newest snapshot.
+	Digest   string     `json:"digest,omitempty"`
+	Step     int        `json:"step"`
+	PulledAt *time.Time `json:"pulled_at,omitempty"` // last pull that succeeded, changed or not
+	// Failures counts pulls failed in a row; RetryAt is when the next may
+	// be tried (exponential backoff); LastError says why the last failed.
+	Failures  int        `json:"failures"`
+	RetryAt   *time.Time `json:"retry_at,omitempty"`
+	LastError string     `json:"last_error,omitempty"`
+	Rejected  int        `json:"rejected"` // snapshots refused (corrupt, oversized, wrong digest...)
+	// Snapshots is the history kept, newest first.
+	Snapshots []SnapshotRef `json:"snapshots"`
+}
+
+// SnapshotRef is one stored snapshot of a device.
+type SnapshotRef struct {
+	Digest   string    `json:"digest"`
+	Step     int       `json:"step"`
+	Bytes    int       `json:"bytes"`
+	TakenAt  time.Time `json:"taken_at"`
+	PulledAt time.Time `json:"pulled_at"`
+}
+
+// Online says whether the device announced itself recently and was not
+// found gone since.
+func (d *Device) Online(now time.Time) bool {
+	every := d.AnnounceEvery
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	return !d.Offline && now.Sub(d.LastSeen) < 3*every
+}
+
+// Store is the fleet's JetStream state, the same embedded or on a cluster.
+type Store struct {
+	devices   jetstream.KeyValue
+	snapshots jetstream.ObjectStore
+	claims    jetstream.KeyValue
+
+	mu    sync.RWMutex
+	cache map[string]*Device // kept current by a watcher on the devices bucket
+}
+
+// OpenStore creates (or opens) the buckets with the given replicas.
+func OpenStore(ctx context.Context, js jetstream.JetStream, replicas int, claimTTL time.Duration) (*Store, error) {
+	s := &Store{cache: map[string]*Device{}}
+	var err error
+	if s.devices, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: devicesBucket, History: 1,
+		Storage: jetstream.FileStorage, Replicas: replicas, Description: "swav-fleet device inventory"}); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", devicesBucket, err)
+	}
+	if s.snapshots, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: snapshotsBucket,
+		Storage: jetstream.FileStorage, Replicas: replicas, Description: "swav-fleet snapshots by SHA-256"}); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", snapshotsBucket, err)
+	}
+	if s.claims, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: claimsBucket, History: 1, TTL: claimTTL,
+		Storage: jetstream.FileStorage, Replicas: replicas, Description: "swav-fleet pull claims per round"}); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", claimsBucket, err)
+	}
+	return s, nil
+}
+
+// Watch keeps the device cache current until ctx ends; it returns once
+// the cache holds every device stored now.
+func (s *Store) Watch(ctx context.Context) error {
+	w, err := s.devices.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("store: watch: %w", err)
+	}
+	ready := make(chan struct{})
+	go func() {
+		defer w.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil { // the initial values are all delivered
+					if ready != nil {
+						close(ready)
+						ready = nil
+					}
+					continue
+				}
+				s.mu.Lock()
+				if e.Operation() != jetstream.KeyValuePut {
+					delete(s.cache, e.Key())
+				} else {
+					var d Device
+					if json.Unmarshal(e.Value(), &d) == nil {
+						s.cache[e.Key()] = &d
+					}
+				}
+				s.mu.Unlock()
+			}
+		}
+	}()
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(30 * time.Second):
+		return errors.New("store: the device inventory did not load in 30 s")
+	}
+}
+
+// Devices returns every device, sorted by id (copies).
+func (s *Store) Devices() []Device {
+	s.mu.RLock()
+	out := make([]Device, 0, len(s.cache))
+	for _, d := range s.cache {
+		out = append(out, *d)
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Device reads one device from the bucket itself (not the cache).
+func (s *Store) Device(ctx context.Context, id string) (*Device, uint64, error) {
+	e, err := s.devices.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	var d Device
+	if err := json.Unmarshal(e.Value(), &d); err != nil {
+		return nil, 0, fmt.Errorf("store: device %s: %w", id, err)
+	}
+	return &d, e.Revision(), nil
+}
+
+// UpdateDevice applies fn to device id's record (a new one if none) and
+// stores it with a compare-and-set, retrying when another replica wrote
+// in between. fn may be called more than once.
+func (s *Store) UpdateDevice(ctx context.Context, id string, fn func(d *Device) error) (*Device, error) {
+	for attempt := 0; ; attempt++ {
+		d, rev, err := s.Device(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if d == nil {
+			d = &Device{ID: id}
+		}
+		if err := fn(d); err != nil {
+			return nil, err
+		}
+		b, _ := json.Marshal(d)
+		if rev == 0 {
+			_, err = s.devices.Create(ctx, id, b)
+		} else {
+			_, err = s.devices.Update(ctx, id, b, rev)
+		}
+		if err == nil {
+			s.mu.Lock()
+			s.cache[id] = d
+			s.mu.Unlock()
+			return d, nil
+		}
+		if !isConflict(err) || attempt >= 20 {
+			return nil, fmt.Errorf("store: device %s: %w", id, err)
+		}
+	}
+}
+
+func isConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+	}
+	return errors.Is(err, jetstream.ErrKeyExists)
+}
+
+// PutSnapshot stores data under its digest unless an object of that name
+// is there already (content-addressed: stored once). It reports whether it
+// wrote.
+func (s *Store) PutSnapshot(ctx context.Context, digest string, data []byte) (bool, error) {
+	if _, err := s.snapshots.GetInfo(ctx, digest); err == nil {
+		return false, nil
+	} else if !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return false, err
+	}
+	if _, err := s.snapshots.PutBytes(ctx, digest, data); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Snapshot reads a stored snapshot.
+func (s *Store) Snapshot(ctx context.Context, digest string) ([]byte, error) {
+	return s.snapshots.GetBytes(ctx, digest)
+}
+
+// DeleteSnapshot removes a stored snapshot.
+func (s *Store) DeleteSnapshot(ctx context.Context, digest string) error {
+	err := s.snapshots.Delete(ctx, digest)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil
+	}
+	return err
+}
+
+// SnapshotCount is how many snapshots are stored.
+func (s *Store) SnapshotCount(ctx context.Context) (int, error) {
+	list, err := s.snapshots.List(ctx)
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return 0, nil
+	}
+	return len(list), err
+}
+
+// Claim takes device id for round; false if someone already has it.
+func (s *Store) Claim(ctx context.Context, round int64, id, by string) (bool, error) {
+	_, err := s.claims.Create(ctx, fmt.Sprintf("%d.%s", round, id), []byte(by))
+	if err == nil {
+		return true, nil
+	}
+	if isConflict(err) {
+		return false, nil
+	}
+	return false, err
+}
