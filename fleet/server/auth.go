@@ -36,7 +36,7 @@ type authenticator struct {
 	mu       sync.Mutex
 	crl      *x509.RevocationList
 	crlErr   error
-	crlStamp time.Time // mtime of the CRL file last read
+	crlStamp time.Time           // mtime of the CRL file last read
 	serials  map[uint64]*big.Int // client id -> certificate serial, to disconnect revoked ones
 
 	refused atomic.Uint64

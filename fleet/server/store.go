@@ -102,6 +102,7 @@ func (s *Store) Watch(ctx context.Context) error {
 	ready := make(chan struct{})
 	go func() {
 		defer w.Stop()
+		loaded := false
 		for {
 			select {
 			case <-ctx.Done():
@@ -111,9 +112,9 @@ func (s *Store) Watch(ctx context.Context) error {
 					return
 				}
 				if e == nil { // the initial values are all delivered
-					if ready != nil {
+					if !loaded {
 						close(ready)
-						ready = nil
+						loaded = true
 					}
 					continue
 				}
