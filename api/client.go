@@ -90,7 +90,17 @@ func (c *Client) Clusters(ctx context.Context, exemplars bool) (*Clusters, error
 
 // Prototypes returns the current prototypes as safetensors bytes.
 func (c *Client) Prototypes(ctx context.Context) ([]byte, error) {
-	resp, err := c.do(ctx, http.MethodGet, "/prototypes", "", nil)
+	return c.getBytes(ctx, "/prototypes")
+}
+
+// FleetSnapshot returns the snapshot the fleet would get now (safetensors):
+// exactly what leaves the device.
+func (c *Client) FleetSnapshot(ctx context.Context) ([]byte, error) {
+	return c.getBytes(ctx, "/fleet/snapshot")
+}
+
+func (c *Client) getBytes(ctx context.Context, path string) ([]byte, error) {
+	resp, err := c.do(ctx, http.MethodGet, path, "", nil)
 	if err != nil {
 		return nil, err
 	}

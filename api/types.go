@@ -22,6 +22,24 @@ type Status struct {
 	LastCheckpoint *Checkpoint `json:"last_checkpoint,omitempty"`
 	// CheckpointError is the last checkpoint failure, cleared by a success.
 	CheckpointError string `json:"checkpoint_error,omitempty"`
+	// Fleet is the link to the fleet server; State "off" when none is configured.
+	Fleet FleetLink `json:"fleet"`
+}
+
+// FleetLink is the device's link to its fleet server.
+type FleetLink struct {
+	State      string     `json:"state"` // off | connecting | connected | failed | closed
+	URL        string     `json:"url,omitempty"`
+	DeviceID   string     `json:"device_id,omitempty"`
+	Server     string     `json:"server,omitempty"` // the NATS server connected to
+	LastPull   *time.Time `json:"last_pull,omitempty"`
+	LastDigest string     `json:"last_digest,omitempty"`
+	LastResult string     `json:"last_result,omitempty"` // snapshot | unchanged | error
+	LastError  string     `json:"last_error,omitempty"`
+	Pulls      uint64     `json:"pulls"`
+	Unchanged  uint64     `json:"unchanged"`
+	BytesSent  uint64     `json:"bytes_sent"`
+	Reconnects uint64     `json:"reconnects"`
 }
 
 // Backend says what computes.

@@ -48,6 +48,20 @@ type Config struct {
 		Backend string `mapstructure:"backend"`
 	} `mapstructure:"compute"`
 	Daemon Daemon `mapstructure:"daemon"`
+	Fleet  Fleet  `mapstructure:"fleet"`
+}
+
+// Fleet configures the daemon's link to a fleet server (off while URL is
+// empty).
+type Fleet struct {
+	URL           string        `mapstructure:"url"`
+	DeviceID      string        `mapstructure:"device_id"`
+	CA            string        `mapstructure:"ca"`
+	Cert          string        `mapstructure:"cert"`
+	Key           string        `mapstructure:"key"`
+	Share         string        `mapstructure:"share"`
+	AnnounceEvery time.Duration `mapstructure:"announce_every"`
+	SnapshotEvery time.Duration `mapstructure:"snapshot_every"`
 }
 
 // Daemon configures `swavd run`. LiveKeys lists those a SIGHUP applies

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -89,6 +90,7 @@ func (c *Config) Validate() error {
 		oneOf("compute.backend", c.Compute.Backend, "cpu", "auto", "gl", "gles"),
 	}
 	checks = append(checks, c.Daemon.validate()...)
+	checks = append(checks, c.Fleet.validate()...)
 	for i, w := range m.Stages {
 		checks = append(checks, intIn(fmt.Sprintf("model.stages[%d]", i), w, 1, 4096))
 	}
@@ -151,6 +153,26 @@ func (d Daemon) validate() []error {
 	for key, v := range map[string]string{"daemon.source": d.Source, "daemon.socket": d.Socket, "daemon.state_dir": d.StateDir} {
 		if v == "" {
 			checks = append(checks, fmt.Errorf("config: %s is empty", key))
+		}
+	}
+	return checks
+}
+
+func (f Fleet) validate() []error {
+	if f.URL == "" {
+		return nil
+	}
+	checks := []error{
+		oneOf("fleet.share", f.Share, "prototypes", "model"),
+		durationIn("fleet.announce_every", f.AnnounceEvery, time.Second, time.Hour),
+		durationIn("fleet.snapshot_every", f.SnapshotEvery, 0, 24*time.Hour),
+	}
+	if u, err := url.Parse(f.URL); err != nil || u.Scheme != "tls" || u.Port() == "" {
+		checks = append(checks, rangeErr("fleet.url", fmt.Sprintf("%q", f.URL), "tls://HOST:PORT (mTLS only), or empty for no fleet"))
+	}
+	for key, v := range map[string]string{"fleet.ca": f.CA, "fleet.cert": f.Cert, "fleet.key": f.Key} {
+		if v == "" {
+			checks = append(checks, fmt.Errorf("config: %s is empty; a fleet link needs the fleet CA, this device's certificate and its key", key))
 		}
 	}
 	return checks

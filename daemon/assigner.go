@@ -11,6 +11,7 @@ import (
 	"github.com/swavd/swavd/compute/cpu"
 	"github.com/swavd/swavd/config"
 	"github.com/swavd/swavd/model"
+	"github.com/swavd/swavd/safetensors"
 )
 
 // Assigner gives frames their cluster: the center view through the encoder
@@ -154,4 +155,29 @@ func (a *Assigner) Prototypes() ([]float32, int) {
 	p := make([]float32, a.m.Prototypes.W.Len())
 	a.be.Download(p, a.m.Prototypes.W)
 	return p, a.step
+}
+
+// Weights returns, at one step, a copy of the prototypes in use and, if
+// withModel, every inference tensor of the model named "model.NAME".
+func (a *Assigner) Weights(withModel bool) (protos []float32, model []safetensors.Tensor, step int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	protos = make([]float32, a.m.Prototypes.W.Len())
+	a.be.Download(protos, a.m.Prototypes.W)
+	if withModel {
+		for _, p := range a.m.Params() {
+			model = append(model, a.tensor("model."+p.Name, p.W))
+		}
+		names, bufs := a.m.Buffers()
+		for i, b := range bufs {
+			model = append(model, a.tensor("model."+names[i], b))
+		}
+	}
+	return protos, model, a.step
+}
+
+func (a *Assigner) tensor(name string, t compute.Tensor) safetensors.Tensor {
+	data := make([]float32, t.Len())
+	a.be.Download(data, t)
+	return safetensors.Tensor{Name: name, Shape: t.Shape(), Data: data}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/swavd/swavd/capture"
 	"github.com/swavd/swavd/compute"
 	"github.com/swavd/swavd/config"
+	"github.com/swavd/swavd/fleet/link"
 	"github.com/swavd/swavd/model"
 	"github.com/swavd/swavd/train"
 )
@@ -63,6 +64,9 @@ type Daemon struct {
 	last     *api.Checkpoint
 	ckptErr  string
 	rates    rates
+
+	fleet    *link.Link // nil without fleet.url, or when the link could not start
+	fleetErr string     // why it could not
 
 	framesIn, assigned, ckptFails atomic.Uint64
 	lastFrame, trainerBeat        atomic.Int64 // unix nanos
@@ -193,6 +197,7 @@ func (d *Daemon) restore(modelOnly bool) error {
 // Run serves until ctx ends, then stops capture, finishes the training
 // step under way, writes a final checkpoint and returns.
 func (d *Daemon) Run(ctx context.Context, ln net.Listener) error {
+	d.startFleet() // before the API serves: handlers read the link
 	srv := &http.Server{Handler: d.Handler(), ConnContext: withPeerCred, ReadHeaderTimeout: 10 * time.Second}
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
@@ -215,6 +220,9 @@ func (d *Daemon) Run(ctx context.Context, ln net.Listener) error {
 		err = fmt.Errorf("api: %w", err)
 	}
 	d.o.Notify("STOPPING=1")
+	if d.fleet != nil {
+		d.fleet.Close()
+	}
 	stopWork()
 	<-trainDone
 	if _, cerr := d.checkpointNow(); cerr != nil {
@@ -512,6 +520,7 @@ func (d *Daemon) Status() api.Status {
 	s.Training.Replay = d.replay.Len()
 	s.Training.ModelStep = d.assign.Step()
 	s.Clusters = d.stats.Usage()
+	s.Fleet = d.fleetStatus()
 	return s
 }
 

@@ -36,6 +36,15 @@ func (d *Daemon) handleMetrics(w http.ResponseWriter, r *http.Request) error {
 	if s.LastCheckpoint != nil {
 		metric("checkpoint_last_step", "gauge", "Step of the last checkpoint written.", float64(s.LastCheckpoint.Step))
 	}
+	fl := s.Fleet
+	connected := 0.0
+	if fl.State == "connected" {
+		connected = 1
+	}
+	metric("fleet_connected", "gauge", "1 while the fleet link is connected.", connected)
+	metric("fleet_pulls_total", "counter", "Pull requests the fleet made of this device.", float64(fl.Pulls))
+	metric("fleet_pulls_unchanged_total", "counter", "Pulls answered unchanged (no snapshot sent).", float64(fl.Unchanged))
+	metric("fleet_bytes_sent_total", "counter", "Snapshot bytes sent to the fleet.", float64(fl.BytesSent))
 	if q := d.lat.quantiles(0.5, 0.9, 0.99); q != nil {
 		fmt.Fprintf(&b, "# HELP swavd_assign_latency_seconds Capture-to-assignment latency of the last frames.\n# TYPE swavd_assign_latency_seconds summary\n")
 		for i, l := range []string{"0.5", "0.9", "0.99"} {

@@ -104,20 +104,21 @@ type route struct {
 // Handler serves the /v1 API. Every error is JSON: {"error": "..."}.
 func (d *Daemon) Handler() http.Handler {
 	routes := map[string]route{
-		"/status":     {http.MethodGet, false, d.handleStatus},
-		"/clusters":   {http.MethodGet, false, d.handleClusters},
-		"/prototypes": {http.MethodGet, false, d.handlePrototypes},
-		"/assign":     {http.MethodPost, false, d.handleAssign},
-		"/events":     {http.MethodGet, false, d.handleEvents},
-		"/checkpoint": {http.MethodPost, true, d.handleCheckpoint},
-		"/metrics":    {http.MethodGet, false, d.handleMetrics},
+		"/status":         {http.MethodGet, false, d.handleStatus},
+		"/clusters":       {http.MethodGet, false, d.handleClusters},
+		"/prototypes":     {http.MethodGet, false, d.handlePrototypes},
+		"/assign":         {http.MethodPost, false, d.handleAssign},
+		"/events":         {http.MethodGet, false, d.handleEvents},
+		"/checkpoint":     {http.MethodPost, true, d.handleCheckpoint},
+		"/metrics":        {http.MethodGet, false, d.handleMetrics},
+		"/fleet/snapshot": {http.MethodGet, false, d.handleFleetSnapshot},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rt, ok := routes[trimVersion(r.URL.Path)]
 		var err error
 		switch {
 		case !ok:
-			err = errorf(http.StatusNotFound, "no endpoint %s (have %s/status, clusters, prototypes, assign, events, checkpoint, metrics)", r.URL.Path, api.Version)
+			err = errorf(http.StatusNotFound, "no endpoint %s (have %s/status, clusters, prototypes, assign, events, checkpoint, metrics, fleet/snapshot)", r.URL.Path, api.Version)
 		case r.Method != rt.method:
 			w.Header().Set("Allow", rt.method)
 			err = errorf(http.StatusMethodNotAllowed, "%s wants %s, not %s", r.URL.Path, rt.method, r.Method)

@@ -81,6 +81,17 @@ func entropy(counts func(i int) float64, k int) float64 {
 	return h
 }
 
+// Counts returns each cluster's total and recent-window counts.
+func (s *Stats) Counts() (total, recent []int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	total, recent = make([]int64, s.k), make([]int64, s.k)
+	for i := 0; i < s.k; i++ {
+		total[i], recent[i] = int64(s.total[i]), int64(s.recentCnt[i])
+	}
+	return total, recent
+}
+
 // Usage summarizes the spread over clusters.
 func (s *Stats) Usage() api.Usage {
 	s.mu.Lock()

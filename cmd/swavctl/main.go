@@ -5,6 +5,7 @@
 //	swavctl watch                       live assignments
 //	swavctl assign FILE                 the cluster of an image
 //	swavctl prototypes pull -o FILE     the current prototypes (safetensors)
+//	swavctl fleet snapshot -o FILE      what the fleet gets from this device (safetensors)
 //	swavctl checkpoint                  write a checkpoint now
 //
 // Every command prints for people, or JSON with --json.
@@ -50,10 +51,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	socket := fs.String("socket", def, "the daemon's socket ($SWAVD_SOCKET)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	mosaic := fs.String("mosaic", "", "clusters: write a PNG with a row of exemplars per cluster")
-	outFile := fs.StringP("output", "o", "", "prototypes pull: file to write")
+	outFile := fs.StringP("output", "o", "", "prototypes pull, fleet snapshot: file to write")
 	count := fs.Int("count", 0, "watch: stop after this many events (0: until interrupted)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: swavctl [--socket PATH] [--json] COMMAND\n\ncommands:\n  status\n  clusters [--mosaic FILE.png]\n  watch [--count N]\n  assign FILE\n  prototypes pull -o FILE\n  checkpoint\n\nflags:")
+		fmt.Fprintln(stderr, "usage: swavctl [--socket PATH] [--json] COMMAND\n\ncommands:\n  status\n  clusters [--mosaic FILE.png]\n  watch [--count N]\n  assign FILE\n  prototypes pull -o FILE\n  fleet snapshot -o FILE\n  checkpoint\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -81,7 +82,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case cmd == "assign" && len(rest) == 2:
 		err = c.assign(ctx, rest[1])
 	case cmd == "prototypes" && len(rest) == 2 && rest[1] == "pull":
-		err = c.pullPrototypes(ctx, *outFile)
+		err = c.pullFile(ctx, "prototypes pull", *outFile, c.client.Prototypes)
+	case cmd == "fleet" && len(rest) == 2 && rest[1] == "snapshot":
+		err = c.pullFile(ctx, "fleet snapshot", *outFile, c.client.FleetSnapshot)
 	case cmd == "checkpoint" && len(rest) == 1:
 		err = c.checkpoint(ctx)
 	default:
@@ -147,6 +150,23 @@ func (c *cli) status(ctx context.Context) error {
 	}
 	if s.CheckpointError != "" {
 		fmt.Fprintf(w, "\tlast checkpoint failed: %s\n", s.CheckpointError)
+	}
+	fl := s.Fleet
+	switch fl.State {
+	case "", "off":
+		fmt.Fprintf(w, "fleet\toff\n")
+	default:
+		where := fl.URL
+		if fl.Server != "" {
+			where = fl.Server
+		}
+		fmt.Fprintf(w, "fleet\t%s, %s as %s: %d pulls (%d unchanged), %d bytes sent\n", fl.State, where, fl.DeviceID, fl.Pulls, fl.Unchanged, fl.BytesSent)
+		if fl.LastPull != nil {
+			fmt.Fprintf(w, "\tlast pull %s: %s %.12s\n", fl.LastPull.Local().Format(time.DateTime), fl.LastResult, fl.LastDigest)
+		}
+		if fl.LastError != "" {
+			fmt.Fprintf(w, "\tlast error: %s\n", fl.LastError)
+		}
 	}
 	return w.Flush()
 }
@@ -221,11 +241,11 @@ func (c *cli) assign(ctx context.Context, path string) error {
 	return nil
 }
 
-func (c *cli) pullPrototypes(ctx context.Context, out string) error {
+func (c *cli) pullFile(ctx context.Context, what, out string, fetch func(context.Context) ([]byte, error)) error {
 	if out == "" {
-		return errors.New("prototypes pull: say where with -o FILE")
+		return fmt.Errorf("%s: say where with -o FILE", what)
 	}
-	b, err := c.client.Prototypes(ctx)
+	b, err := fetch(ctx)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/swavd/swavd/api"
 	"github.com/swavd/swavd/fleet"
 	"github.com/swavd/swavd/fleet/certs"
 )
@@ -54,20 +55,7 @@ const (
 )
 
 // Status is the link as `swavctl status` shows it.
-type Status struct {
-	State      string     `json:"state"`
-	URL        string     `json:"url"`
-	DeviceID   string     `json:"device_id"`
-	Server     string     `json:"server,omitempty"` // the NATS server connected to
-	LastPull   *time.Time `json:"last_pull,omitempty"`
-	LastDigest string     `json:"last_digest,omitempty"`
-	LastResult string     `json:"last_result,omitempty"` // snapshot | unchanged | error
-	LastError  string     `json:"last_error,omitempty"`
-	Pulls      uint64     `json:"pulls"`
-	Unchanged  uint64     `json:"unchanged"`
-	BytesSent  uint64     `json:"bytes_sent"`
-	Reconnects uint64     `json:"reconnects"`
-}
+type Status = api.FleetLink
 
 // Link is a running fleet link.
 type Link struct {

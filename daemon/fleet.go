@@ -1,0 +1,116 @@
+package daemon
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/swavd/swavd/api"
+	"github.com/swavd/swavd/fleet"
+	"github.com/swavd/swavd/fleet/link"
+)
+
+// fleetSource gives the fleet link the daemon's state. It reads only the
+// assigner's published copy of the weights and the statistics: a pull
+// never waits for a training step.
+type fleetSource struct{ d *Daemon }
+
+func (f fleetSource) Step() int                          { return f.d.assign.Step() }
+func (f fleetSource) Snapshot() (*fleet.Snapshot, error) { return f.d.fleetSnapshot() }
+
+// deviceID is fleet.device_id, or else the machine id.
+func (d *Daemon) deviceID() (string, error) {
+	if id := d.config().Fleet.DeviceID; id != "" {
+		return id, fleet.CheckDeviceID(id)
+	}
+	b, err := os.ReadFile("/etc/machine-id")
+	if err != nil {
+		return "", fmt.Errorf("fleet.device_id is empty and the machine id is unreadable: %w", err)
+	}
+	id := strings.TrimSpace(string(b))
+	return id, fleet.CheckDeviceID(id)
+}
+
+// fleetSnapshot is what the device shares: the prototypes in use and the
+// per-cluster counts, with the model's weights when fleet.share is model.
+func (d *Daemon) fleetSnapshot() (*fleet.Snapshot, error) {
+	cfg := d.config()
+	id, err := d.deviceID()
+	if err != nil {
+		return nil, err
+	}
+	protos, weights, step := d.assign.Weights(cfg.Fleet.Share == "model")
+	counts, recent := d.stats.Counts()
+	arch, _ := json.Marshal(cfg.Model)
+	modelCfg, _ := json.Marshal(struct {
+		Input any `json:"input"`
+		Model any `json:"model"`
+	}{cfg.Input, cfg.Model})
+	sum := sha256.Sum256(modelCfg)
+	return &fleet.Snapshot{
+		Meta: fleet.SnapshotMeta{Device: id, Step: step, Preset: cfg.Preset, Arch: string(arch), ConfigDigest: hex.EncodeToString(sum[:]),
+			Version: d.o.Version, TakenAt: time.Now().UTC(), K: cfg.Model.Prototypes, D: cfg.Model.ProjDim},
+		Prototypes: protos, Counts: counts, Recent: recent, Model: weights,
+	}, nil
+}
+
+// startFleet opens the fleet link when fleet.url is set. A link that
+// cannot start (bad certificate files, no device id) is logged and shown
+// in status; the daemon goes on without it.
+func (d *Daemon) startFleet() {
+	fc := d.config().Fleet
+	if fc.URL == "" {
+		return
+	}
+	id, err := d.deviceID()
+	if err == nil {
+		d.fleet, err = link.Start(link.Options{URL: fc.URL, DeviceID: id, CA: fc.CA, Cert: fc.Cert, Key: fc.Key,
+			Version: d.o.Version, Preset: d.config().Preset, Share: fc.Share, AnnounceEvery: fc.AnnounceEvery,
+			SnapshotEvery: fc.SnapshotEvery, Logf: d.o.Logf}, fleetSource{d})
+	}
+	if err != nil {
+		d.fleetErr = err.Error()
+		d.o.Logf("fleet: not linked: %v", err)
+	}
+}
+
+func (d *Daemon) fleetStatus() api.FleetLink {
+	fc := d.config().Fleet
+	switch {
+	case d.fleet != nil:
+		return d.fleet.Status()
+	case fc.URL == "":
+		return api.FleetLink{State: "off"}
+	default:
+		return api.FleetLink{State: link.StateFailed, URL: fc.URL, LastError: d.fleetErr}
+	}
+}
+
+// handleFleetSnapshot serves the snapshot the fleet gets now: what leaves
+// the device (also when no fleet is configured, to see it beforehand).
+func (d *Daemon) handleFleetSnapshot(w http.ResponseWriter, r *http.Request) error {
+	var b []byte
+	var err error
+	if d.fleet != nil {
+		b, _, err = d.fleet.Current()
+	} else {
+		var s *fleet.Snapshot
+		if s, err = d.fleetSnapshot(); err == nil {
+			b, err = s.Encode()
+		}
+	}
+	if err != nil {
+		return errorf(http.StatusServiceUnavailable, "fleet snapshot: %v", err)
+	}
+	digest := fleet.Digest(b)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set(fleet.HeaderDigest, digest)
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="fleet-snapshot-%s.safetensors"`, digest[:12]))
+	_, err = w.Write(b)
+	return err
+}
