@@ -56,18 +56,24 @@ bench: deps build
 	$(BIN)/swavd bench --preset edge-small --steps 20 --json
 	$(BIN)/swavd bench --pipeline --preset edge-small --json
 
-# Binaries, units (service + socket), the swavd user, and a commented
-# default config (kept if one exists). Then: systemctl enable --now swavd.socket swavd
+# Binaries, units (swavd's service + socket, swav-fleet's service), the
+# swavd and swav-fleet users, and commented default configs (kept if they
+# exist). Then: systemctl enable --now swavd.socket swavd; on the fleet
+# server, swav-fleet.service.
 UNITDIR ?= /etc/systemd/system
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/swavd $(DESTDIR)/etc/sysusers.d $(DESTDIR)$(PREFIX)/share/doc/swavd
-	install -m 0755 $(BIN)/swavd $(BIN)/swavctl $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)/etc/swav-fleet
+	install -m 0755 $(BIN)/swavd $(BIN)/swavctl $(BIN)/swav-fleet $(DESTDIR)$(PREFIX)/bin/
 	sed 's|/usr/local/bin/swavd|$(PREFIX)/bin/swavd|' systemd/swavd.service > $(DESTDIR)$(UNITDIR)/swavd.service
 	install -m 0644 systemd/swavd.socket $(DESTDIR)$(UNITDIR)/swavd.socket
 	install -m 0644 systemd/swavd.sysusers $(DESTDIR)/etc/sysusers.d/swavd.conf
+	sed 's|/usr/local/bin/swav-fleet|$(PREFIX)/bin/swav-fleet|' systemd/swav-fleet.service > $(DESTDIR)$(UNITDIR)/swav-fleet.service
+	install -m 0644 systemd/swav-fleet.sysusers $(DESTDIR)/etc/sysusers.d/swav-fleet.conf
+	[ -e $(DESTDIR)/etc/swav-fleet/swav-fleet.yaml ] || install -m 0644 systemd/swav-fleet.yaml $(DESTDIR)/etc/swav-fleet/swav-fleet.yaml
 	[ -e $(DESTDIR)/etc/swavd/swavd.yaml ] || install -m 0644 systemd/swavd.yaml $(DESTDIR)/etc/swavd/swavd.yaml
 	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/swavd/README.md
-	[ -n "$(DESTDIR)" ] || (systemd-sysusers /etc/sysusers.d/swavd.conf && systemctl daemon-reload) || true
+	[ -n "$(DESTDIR)" ] || (systemd-sysusers /etc/sysusers.d/swavd.conf /etc/sysusers.d/swav-fleet.conf && systemctl daemon-reload) || true
 
 clean:
 	rm -rf $(BIN) $(GPU_BUNDLE)
