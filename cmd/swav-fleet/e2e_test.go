@@ -117,6 +117,11 @@ func TestFleetEndToEnd(t *testing.T) {
 		m1[`swav_fleet_pulls_total{result="unchanged"}`] < m0[`swav_fleet_pulls_total{result="unchanged"}`]+3 {
 		t.Fatalf("an unchanged round moved bytes or stored: before %v, after %v", m0, m1)
 	}
+	var sum server.RoundSummary
+	if err := json.Unmarshal([]byte(mustRun(t, bins["swav-fleet"], "pull", "--all", "--json", "--server", c.base)), &sum); err != nil ||
+		sum.Devices != 3 || sum.Unchanged != 3 || sum.Bytes != 0 || sum.Stored != 0 {
+		t.Fatalf("pull --all with nothing changed: %+v %v", sum, err)
+	}
 	if st := daemons["cam-a"].status(t); st.Fleet.State != "connected" || st.Fleet.Unchanged == 0 {
 		t.Fatalf("cam-a's fleet status: %+v", st.Fleet)
 	}
@@ -243,7 +248,7 @@ func dialAs(certDir, caDir, id, url string, errs chan<- error) (*nats.Conn, erro
 }
 
 // metrics reads the fleet's Prometheus text into name{labels} -> value.
-func metrics(t *testing.T, c *client) map[string]float64 {
+func metrics(t testing.TB, c *client) map[string]float64 {
 	t.Helper()
 	b, err := c.get("/metrics")
 	if err != nil {
@@ -281,7 +286,7 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-func start(t *testing.T, bin string, env []string, args ...string) *proc {
+func start(t testing.TB, bin string, env []string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -307,7 +312,7 @@ func start(t *testing.T, bin string, env []string, args ...string) *proc {
 	return p
 }
 
-func buildAll(t *testing.T, names ...string) map[string]string {
+func buildAll(t testing.TB, names ...string) map[string]string {
 	t.Helper()
 	dir := t.TempDir()
 	out := map[string]string{}
@@ -329,7 +334,7 @@ func mustRun(t *testing.T, bin string, args ...string) string {
 	return string(out)
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -339,7 +344,7 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func waitFor(t *testing.T, p *proc, what string, cond func() bool) {
+func waitFor(t testing.TB, p *proc, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {

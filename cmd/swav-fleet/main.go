@@ -7,7 +7,7 @@
 //	swav-fleet certs revoke --dir D ID               refuse the device from its next connection on
 //	swav-fleet serve [--config FILE] [--state-dir DIR] [--certs D] [--nats-listen ADDR] [--nats-url URL] [--http ADDR]
 //	swav-fleet devices [--json]                      the inventory (from a running server)
-//	swav-fleet pull ID                               pull one device now
+//	swav-fleet pull ID | --all                       pull one device, or every online one, now
 //	swav-fleet get ID -o FILE                        a device's newest snapshot
 package main
 
@@ -43,7 +43,7 @@ const usage = `usage: swav-fleet COMMAND
   certs revoke --dir D ID
   serve [--config FILE] [--state-dir DIR] [--certs D] [--nats-listen ADDR] [--nats-url URL] [--http ADDR]
   devices [--json] [--server URL]
-  pull ID [--server URL]
+  pull ID|--all [--server URL]
   get ID -o FILE [--server URL]
   version`
 
@@ -176,6 +176,7 @@ func clientCmd(cmd string, args []string, stdout io.Writer) error {
 	fs := pflag.NewFlagSet(cmd, pflag.ContinueOnError)
 	base := fs.String("server", envOr("SWAV_FLEET_SERVER", "http://127.0.0.1:8470"), "the fleet server's HTTP API")
 	asJSON := fs.Bool("json", false, "print JSON")
+	all := fs.Bool("all", false, "pull: every online device, now")
 	out := fs.StringP("output", "o", "", "get: file to write")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -204,6 +205,20 @@ func clientCmd(cmd string, args []string, stdout io.Writer) error {
 			fmt.Fprintf(w, "store failing: %s\n", d.StoreError)
 		}
 		return w.Flush()
+	case cmd == "pull" && *all && len(rest) == 0:
+		var sum server.RoundSummary
+		if err := c.postJSON("/v1/pull", &sum); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, sum)
+		}
+		fmt.Fprintf(stdout, "%d devices in %.2f s: %d new snapshots (%d bytes, %d stored), %d unchanged, %d failed, %d rejected\n",
+			sum.Devices, sum.Seconds, sum.Snapshot, sum.Bytes, sum.Stored, sum.Unchanged, sum.Failed, sum.Rejected)
+		if sum.Failed+sum.Rejected > 0 {
+			return errors.New("some pulls failed: swav-fleet devices says why")
+		}
+		return nil
 	case cmd == "pull" && len(rest) == 1:
 		var r server.PullResult
 		err := c.postJSON("/v1/devices/"+rest[0]+"/pull", &r)

@@ -77,9 +77,13 @@ func (s *Server) Handler() http.Handler {
 	handle("GET /v1/devices/{id}", s.handleDevice)
 	handle("POST /v1/devices/{id}/pull", s.handlePull)
 	handle("GET /v1/snapshots/{digest}", s.handleSnapshot)
+	handle("POST /v1/pull", func(w http.ResponseWriter, r *http.Request) error {
+		writeJSON(w, http.StatusOK, s.PullAll(r.Context()))
+		return nil
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	handle("/", func(w http.ResponseWriter, r *http.Request) error {
-		return errorf(http.StatusNotFound, "no endpoint %s %s (have GET /v1/devices, /v1/devices/{id}, /v1/snapshots/{sha256}, /metrics; POST /v1/devices/{id}/pull)", r.Method, r.URL.Path)
+		return errorf(http.StatusNotFound, "no endpoint %s %s (have GET /v1/devices, /v1/devices/{id}, /v1/snapshots/{sha256}, /metrics; POST /v1/devices/{id}/pull, /v1/pull)", r.Method, r.URL.Path)
 	})
 	return mux
 }

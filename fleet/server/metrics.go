@@ -3,6 +3,8 @@ package server
 import (
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -53,6 +55,25 @@ func newMetrics(s *Server) *metrics {
 			}
 			return float64(s.auth.refused.Load())
 		})
+	varz := func(f func(v *natsserver.Varz) float64) func() float64 {
+		return func() float64 {
+			if s.ns == nil {
+				return 0
+			}
+			v, err := s.ns.Varz(nil)
+			if err != nil {
+				return 0
+			}
+			return f(v)
+		}
+	}
+	natsIn := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "swav_fleet_nats_in_bytes_total",
+		Help: "Bytes the embedded NATS server received (0 against a cluster)."}, varz(func(v *natsserver.Varz) float64 { return float64(v.InBytes) }))
+	natsOut := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "swav_fleet_nats_out_bytes_total",
+		Help: "Bytes the embedded NATS server sent (0 against a cluster)."}, varz(func(v *natsserver.Varz) float64 { return float64(v.OutBytes) }))
+	natsConns := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "swav_fleet_nats_connections",
+		Help: "Client connections to the embedded NATS server."}, varz(func(v *natsserver.Varz) float64 { return float64(v.Connections) }))
+	m.reg.MustRegister(natsIn, natsOut, natsConns)
 	m.reg.MustRegister(m.pulls, m.bytes, m.stored, m.storeFailures, m.pullSeconds, online, known, refused,
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	return m

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
+	"sync"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -314,4 +315,55 @@ func (s *Server) disconnectRevoked() {
 		s.o.Logf("fleet: disconnecting client %d: its certificate is revoked", cid)
 		s.ns.DisconnectClientByID(cid)
 	}
+}
+
+// RoundSummary is what PullAll did.
+type RoundSummary struct {
+	Devices   int     `json:"devices"` // online devices pulled
+	Snapshot  int     `json:"snapshot"`
+	Unchanged int     `json:"unchanged"`
+	Failed    int     `json:"failed"`
+	Rejected  int     `json:"rejected"`
+	Bytes     int64   `json:"bytes"` // snapshot bytes received
+	Stored    int     `json:"stored"`
+	Seconds   float64 `json:"seconds"`
+}
+
+// PullAll pulls every online device now, PullConcurrency at a time, and
+// waits for all of them.
+func (s *Server) PullAll(ctx context.Context) RoundSummary {
+	start := time.Now()
+	var sum RoundSummary
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, d := range s.store.Devices() {
+		if !d.Online(start) {
+			continue
+		}
+		sum.Devices++
+		wg.Add(1)
+		go func(id string) {
+			defer wg.Done()
+			r := s.Pull(ctx, id)
+			mu.Lock()
+			defer mu.Unlock()
+			switch r.Result {
+			case ResultSnapshot:
+				sum.Snapshot++
+				sum.Bytes += int64(r.Bytes)
+			case ResultUnchanged:
+				sum.Unchanged++
+			case ResultFailed:
+				sum.Failed++
+			case ResultRejected:
+				sum.Rejected++
+			}
+			if r.Stored {
+				sum.Stored++
+			}
+		}(d.ID)
+	}
+	wg.Wait()
+	sum.Seconds = time.Since(start).Seconds()
+	return sum
 }
