@@ -53,6 +53,17 @@ func CheckDeviceID(id string) error {
 	return nil
 }
 
+// DevicePermissions are what a device's certificate allows it on NATS:
+// publish its announcements, subscribe to its own pull requests, and
+// answer each request it received once within ReplyWithin. Nothing else:
+// no other device's subjects, no JetStream API, no inbox of its own.
+func DevicePermissions(id string) (publish, subscribe []string) {
+	return []string{AnnounceSubject(id)}, []string{PullSubject(id)}
+}
+
+// ReplyWithin is how long a device may take to answer a pull request.
+const ReplyWithin = 5 * time.Minute
+
 // AnnounceEvery is how often a connected device announces itself; the
 // fleet server takes a device as offline after three missed announcements.
 const AnnounceEvery = 30 * time.Second

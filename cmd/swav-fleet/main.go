@@ -5,6 +5,7 @@
 //	swav-fleet certs init --dir D [--host NAME]...   the fleet CA, server and fleet certificates
 //	swav-fleet certs issue --dir D ID                a device's certificate (D/ID.pem, D/ID-key.pem)
 //	swav-fleet certs revoke --dir D ID               refuse the device from its next connection on
+//	swav-fleet certs nats-config --dir D [-o FILE]   the devices as users of an external NATS cluster
 //	swav-fleet serve [--config FILE] [--state-dir DIR] [--certs D] [--nats-listen ADDR] [--nats-url URL] [--http ADDR]
 //	swav-fleet devices [--json]                      the inventory (from a running server)
 //	swav-fleet pull ID | --all                       pull one device, or every online one, now
@@ -41,6 +42,7 @@ const usage = `usage: swav-fleet COMMAND
   certs init --dir D [--host NAME]...
   certs issue --dir D ID
   certs revoke --dir D ID
+  certs nats-config --dir D [-o FILE]
   serve [--config FILE] [--state-dir DIR] [--certs D] [--nats-listen ADDR] [--nats-url URL] [--http ADDR]
   devices [--json] [--server URL]
   pull ID|--all [--server URL]
@@ -77,12 +79,13 @@ func certsCmd(args []string, stdout io.Writer) error {
 	fs := pflag.NewFlagSet("certs", pflag.ContinueOnError)
 	dir := fs.String("dir", "", "certificate directory")
 	hosts := fs.StringSlice("host", nil, "init: a name or address devices use to reach the server (repeatable)")
+	out := fs.StringP("output", "o", "", "nats-config: file to write (default: standard output)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	rest := fs.Args()
 	if *dir == "" || len(rest) == 0 {
-		return errors.New("say what and where: certs init|issue ID|revoke ID --dir D")
+		return errors.New("say what and where: certs init|issue ID|revoke ID|nats-config --dir D")
 	}
 	switch {
 	case rest[0] == "init" && len(rest) == 1:
@@ -101,6 +104,16 @@ func certsCmd(args []string, stdout io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "device %s revoked: refused from its next connection; a running server also closes its open one\n", rest[1])
+	case rest[0] == "nats-config" && len(rest) == 1:
+		text, err := server.NATSAuthConfig(*dir)
+		if err != nil {
+			return err
+		}
+		if *out == "" {
+			_, err = io.WriteString(stdout, text)
+			return err
+		}
+		return os.WriteFile(*out, []byte(text), 0o644)
 	default:
 		return fmt.Errorf("unknown: certs %v", rest)
 	}

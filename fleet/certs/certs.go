@@ -216,7 +216,8 @@ func (ca *CA) issue(certFile, keyFile, cn, role string, hosts []string, validity
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(validity), KeyUsage: x509.KeyUsageDigitalSignature}
 	switch role {
 	case RoleServer:
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		// Client auth too: the nodes of a NATS cluster dial each other's routes.
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 		for _, h := range hosts {
 			if ip := net.ParseIP(h); ip != nil {
 				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
@@ -348,4 +349,33 @@ func ClientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
 		return nil, fmt.Errorf("certificate: %w", err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+// Issued lists the certificates in dir with a client role (devices and the
+// fleet), by their NATS user name: the subject as nats-server's
+// verify_and_map spells it. Revoked ones (in the CA-signed CRL) are left out.
+func Issued(dir string) (map[string]Identity, error) {
+	ca, err := LoadCA(dir)
+	if err != nil {
+		return nil, err
+	}
+	crl, err := ca.LoadCRL(filepath.Join(dir, CRLFile))
+	if err != nil {
+		return nil, err
+	}
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.pem"))
+	out := map[string]Identity{}
+	for _, p := range paths {
+		cert, err := readCert(p)
+		if err != nil || cert.CheckSignatureFrom(ca.Cert) != nil {
+			continue // keys, the CRL, foreign certificates
+		}
+		st := &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{cert}}}
+		id, err := Identify(st, crl)
+		if err != nil {
+			continue // revoked, or not a client certificate
+		}
+		out[cert.Subject.ToRDNSequence().String()] = id
+	}
+	return out, nil
 }

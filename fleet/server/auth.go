@@ -26,7 +26,7 @@ import (
 // fleet of thousands needs no user list (the permissions follow from the
 // certificate's name), and revocation takes effect on the next connection
 // without a config reload. Against an external cluster the same rules are
-// written out as users by `swav-fleet certs nats-config`.
+// written out as users by `swav-fleet certs nats-config` (NATSAuthConfig).
 type authenticator struct {
 	ca      *certs.CA
 	crlPath string
@@ -82,14 +82,13 @@ func (a *authenticator) refuse(c natsserver.ClientAuthentication, err error) boo
 	return false
 }
 
-// devicePermissions: a device may announce itself, receive its own pull
-// requests and answer each once; nothing else (no other device's subjects,
-// no JetStream API, no inboxes of its own).
+// devicePermissions are fleet.DevicePermissions as the embedded server's.
 func devicePermissions(id string) *natsserver.Permissions {
+	pub, sub := fleet.DevicePermissions(id)
 	return &natsserver.Permissions{
-		Publish:   &natsserver.SubjectPermission{Allow: []string{fleet.AnnounceSubject(id)}},
-		Subscribe: &natsserver.SubjectPermission{Allow: []string{fleet.PullSubject(id)}},
-		Response:  &natsserver.ResponsePermission{MaxMsgs: 1, Expires: 5 * time.Minute},
+		Publish:   &natsserver.SubjectPermission{Allow: pub},
+		Subscribe: &natsserver.SubjectPermission{Allow: sub},
+		Response:  &natsserver.ResponsePermission{MaxMsgs: 1, Expires: fleet.ReplyWithin},
 	}
 }
 

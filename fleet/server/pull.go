@@ -39,8 +39,8 @@ const (
 // Pull asks device id for its snapshot, giving the digest the fleet has,
 // and stores what comes back after checking it. At most PullConcurrency
 // pulls run at once; each has PullTimeout.
-func (s *Server) Pull(ctx context.Context, id string) PullResult {
-	r := PullResult{ID: id}
+func (s *Server) Pull(ctx context.Context, id string) (r PullResult) {
+	r.ID = id
 	if err := fleet.CheckDeviceID(id); err != nil {
 		r.Result, r.Error = ResultRejected, err.Error()
 		return r
@@ -53,7 +53,7 @@ func (s *Server) Pull(ctx context.Context, id string) PullResult {
 		return r
 	}
 	start := time.Now()
-	defer func() {
+	defer func() { // r is the result returned, whichever return made it
 		r.TookMS = float64(time.Since(start).Microseconds()) / 1e3
 		s.metrics.pulled(r)
 	}()
@@ -168,8 +168,9 @@ func (s *Server) succeeded(ctx context.Context, id string, update func(d *Device
 	s.mu.Unlock()
 }
 
-// failed records a failure and backs off: 5 s doubling per failure in a
-// row, at most a pull interval. A device that no one answers for is
+// failed records a failure and backs off: from 5 s (or an eighth of the
+// pull interval, if shorter, so a retry still falls in the round) doubling
+// per failure in a row, to at most a pull interval. A device that no one answers for is
 // marked offline until it announces itself again.
 func (s *Server) failed(ctx context.Context, r PullResult, err error, offline bool) PullResult {
 	r.Result, r.Error = ResultFailed, err.Error()
@@ -189,7 +190,7 @@ func (s *Server) rejected(ctx context.Context, r PullResult, err error) PullResu
 func (s *Server) recordFailure(ctx context.Context, id string, err error, offline, rejected bool) {
 	_, uerr := s.store.UpdateDevice(ctx, id, func(d *Device) error {
 		d.Failures++
-		backoff := min(s.o.PullInterval, 5*time.Second<<min(d.Failures-1, 20))
+		backoff := min(s.o.PullInterval, min(5*time.Second, s.o.PullInterval/8)<<min(d.Failures-1, 20))
 		retry := time.Now().UTC().Add(backoff)
 		d.RetryAt, d.LastError = &retry, err.Error()
 		if offline {
@@ -278,17 +279,22 @@ func (s *Server) Run(ctx context.Context) {
 			go func() {
 				defer s.wg.Done()
 				if r := s.Pull(ctx, id); r.Result == ResultFailed || r.Result == ResultRejected {
-					s.mu.Lock()
-					if s.done[id] == round {
-						delete(s.done, id) // retried in this round after its backoff
-					}
-					s.mu.Unlock()
+					s.retryLater(id, round)
 				}
 			}()
 		}
 		if s.ns != nil {
 			s.disconnectRevoked()
 		}
+	}
+}
+
+// retryLater lets the round loop pull id again in round (after its backoff).
+func (s *Server) retryLater(id string, round int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done[id] == round {
+		delete(s.done, id)
 	}
 }
 

@@ -240,23 +240,44 @@ func (s *Server) onAnnounce(m *nats.Msg) {
 	var cameBack bool
 	_, err := s.store.UpdateDevice(context.Background(), id, func(d *Device) error {
 		cameBack = !d.Online(now) || d.Digest == ""
+		if cameBack { // back from offline: no backoff from its absence
+			d.RetryAt, d.Failures = nil, 0
+		}
 		d.Version, d.Preset, d.AnnouncedStep = a.Version, a.Preset, a.Step
 		d.LastSeen, d.AnnounceEvery, d.Offline = now, time.Duration(a.EverySeconds*float64(time.Second)), false
-		d.RetryAt, d.Failures = nil, 0
 		return nil
 	})
 	if err != nil {
 		s.o.Logf("fleet: device %s announced, not recorded: %v", id, err)
 		return
 	}
-	if cameBack {
-		// A new device, or one back after being away, is pulled now rather
-		// than at its slot in the round.
-		s.o.Logf("fleet: device %s is online (version %s, preset %s, step %d)", id, a.Version, a.Preset, a.Step)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.Pull(context.Background(), id)
-		}()
+	if !cameBack {
+		return
 	}
+	s.o.Logf("fleet: device %s is online (version %s, preset %s, step %d)", id, a.Version, a.Preset, a.Step)
+	// A new device, or one back after being away, is pulled now rather than
+	// at its slot, by whoever holds its claim for this round (so still once).
+	round := s.round(now)
+	s.mu.Lock()
+	mine := s.claimed[id] == round
+	s.mu.Unlock()
+	if !mine {
+		ok, err := s.store.Claim(context.Background(), round, id, s.o.Name)
+		if err != nil || !ok {
+			return // the holder pulls it, retrying as its backoff allows
+		}
+		s.mu.Lock()
+		s.claimed[id] = round
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	s.done[id] = round
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if r := s.Pull(context.Background(), id); r.Result == ResultFailed || r.Result == ResultRejected {
+			s.retryLater(id, round)
+		}
+	}()
 }

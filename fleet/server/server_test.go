@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/swavd/swavd/fleet"
 	"github.com/swavd/swavd/fleet/certs"
@@ -162,6 +163,13 @@ func TestPullUnchangedAndRetention(t *testing.T) {
 	d := device(t, e.srv, "cam-1")
 	if len(d.Snapshots) != 2 || d.Snapshots[0].Digest != digests[1] || d.Snapshots[1].Digest != digests[0] {
 		t.Fatalf("history %+v", d.Snapshots)
+	}
+	// Every pull is counted under its result: three snapshots, one unchanged.
+	if got := testutil.ToFloat64(e.srv.metrics.pulls.WithLabelValues(ResultSnapshot)); got != 3 {
+		t.Errorf("snapshot pulls counted: %v, want 3", got)
+	}
+	if got := testutil.ToFloat64(e.srv.metrics.pulls.WithLabelValues(ResultUnchanged)); got != 1 {
+		t.Errorf("unchanged pulls counted: %v, want 1", got)
 	}
 	if _, err := e.srv.store.Snapshot(context.Background(), first.Digest); err == nil {
 		t.Fatal("the snapshot that left the history is still stored")

@@ -248,14 +248,22 @@ func (s *Store) SnapshotCount(ctx context.Context) (int, error) {
 	return len(list), err
 }
 
-// Claim takes device id for round; false if someone already has it.
+// Claim takes device id for round for replica by; false if another
+// replica has it. A claim that exists already and names by is by's: a
+// create whose answer was lost (a timeout while the cluster elected a
+// leader) and then retried.
 func (s *Store) Claim(ctx context.Context, round int64, id, by string) (bool, error) {
-	_, err := s.claims.Create(ctx, fmt.Sprintf("%d.%s", round, id), []byte(by))
+	key := fmt.Sprintf("%d.%s", round, id)
+	_, err := s.claims.Create(ctx, key, []byte(by))
 	if err == nil {
 		return true, nil
 	}
-	if isConflict(err) {
-		return false, nil
+	if !isConflict(err) {
+		return false, err
 	}
-	return false, err
+	e, err := s.claims.Get(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	return string(e.Value()) == by, nil
 }
