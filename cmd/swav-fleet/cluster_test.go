@@ -30,7 +30,11 @@ func TestScaleOutCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real NATS cluster")
 	}
-	const interval = 8 * time.Second
+	// A round must outlast JetStream's failover: after a node dies its
+	// streams elect new leaders in about 10 s here, and the retries of the
+	// pulls it interrupted (backoff from an eighth of the interval) must
+	// still fall in the round.
+	const interval = 20 * time.Second
 	bins := buildAll(t, "swav-fleet")
 	natsBin := filepath.Join(t.TempDir(), "nats-server")
 	if out, err := exec.Command("go", "build", "-o", natsBin, "github.com/nats-io/nats-server/v2").CombinedOutput(); err != nil {
@@ -96,14 +100,13 @@ include "auth.conf"
 	// Two swav-fleet replicas on the cluster.
 	env := []string{fmt.Sprintf("SWAV_FLEET_PULL_INTERVAL=%v", interval), "SWAV_FLEET_PULL_TIMEOUT=2s", "SWAV_FLEET_HISTORY=100"}
 	var replicas []*client
-	var fleets []*proc
 	for i := 0; i < 2; i++ {
 		h := freeAddr(t)
 		p := start(t, bins["swav-fleet"], env, "serve", "--state-dir", filepath.Join(dir, fmt.Sprintf("fleet%d", i)), "--certs", certDir,
 			"--nats-url", urls, "--http", h)
 		c := &client{base: "http://" + h}
 		waitFor(t, p, "the replica's API", func() bool { _, err := c.get("/v1/devices"); return err == nil })
-		replicas, fleets = append(replicas, c), append(fleets, p)
+		replicas = append(replicas, c)
 	}
 
 	// The devices: each answers pulls from its snapshot and learns after
@@ -129,15 +132,15 @@ include "auth.conf"
 
 	round := func(t time.Time) int64 { return t.UnixNano() / int64(interval) }
 	first := round(time.Now()) + 1 // the first whole round
-	// Kill node n1 early in the third round, while its pulls are due.
-	for round(time.Now()) < first+2 {
+	// Kill node n1 early in the second round, while its pulls are due.
+	for round(time.Now()) < first+1 {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(interval / 6)
 	nodes[1].cmd.Process.Signal(syscall.SIGKILL)
 	nodes[1].cmd.Wait()
 	t.Logf("killed node n1 in round %d", round(time.Now())-first)
-	last := first + 4 // rounds first..last-1 are checked
+	last := first + 3 // rounds first..last-1 are checked: before, during and after the kill
 	for round(time.Now()) < last+1 {
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -168,11 +171,6 @@ include "auth.conf"
 		t.Logf("replica %d stored %v snapshots", i, n)
 		if n == 0 {
 			t.Errorf("replica %d pulled nothing: the work is not shared", i)
-		}
-	}
-	if t.Failed() {
-		for i, p := range fleets {
-			t.Logf("replica %d log:\n%s", i, p.log)
 		}
 	}
 }

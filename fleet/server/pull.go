@@ -104,7 +104,9 @@ func (s *Server) receive(ctx context.Context, r PullResult, msg *nats.Msg) PullR
 	if snap.Meta.Device != r.ID {
 		return s.rejected(ctx, r, fmt.Errorf("snapshot names device %q", snap.Meta.Device))
 	}
-	stored, err := s.store.PutSnapshot(ctx, digest, msg.Data)
+	sctx, cancel := context.WithTimeout(ctx, s.o.PullTimeout)
+	stored, err := s.store.PutSnapshot(sctx, digest, msg.Data)
+	cancel()
 	if err != nil {
 		s.setStoreErr(err)
 		return s.failed(ctx, r, fmt.Errorf("storing snapshot %s: %w", digest, err), false)
