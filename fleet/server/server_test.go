@@ -22,6 +22,7 @@ type fakeDevice struct {
 	id     string
 	step   int
 	counts int64
+	k, d   int // snapshot size; 4x3 when zero
 }
 
 func (f *fakeDevice) Step() int { f.mu.Lock(); defer f.mu.Unlock(); return f.step }
@@ -31,11 +32,17 @@ func (f *fakeDevice) set(step int) { f.mu.Lock(); f.step = step; f.counts += 10;
 func (f *fakeDevice) Snapshot() (*fleet.Snapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.k > 0 {
+		return sizedSnapshot(f.id, f.step, f.counts, f.k, f.d), nil
+	}
 	return testSnapshot(f.id, f.step, f.counts), nil
 }
 
 func testSnapshot(id string, step int, counts int64) *fleet.Snapshot {
-	const k, d = 4, 3
+	return sizedSnapshot(id, step, counts, 4, 3)
+}
+
+func sizedSnapshot(id string, step int, counts int64, k, d int) *fleet.Snapshot {
 	s := &fleet.Snapshot{Meta: fleet.SnapshotMeta{Device: id, Step: step, Preset: "tiny", Arch: "{}", Version: "test",
 		TakenAt: time.Unix(int64(step), 0).UTC(), K: k, D: d}}
 	s.Prototypes = make([]float32, k*d)
