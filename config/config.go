@@ -54,14 +54,15 @@ type Config struct {
 // Fleet configures the daemon's link to a fleet server (off while URL is
 // empty).
 type Fleet struct {
-	URL           string        `mapstructure:"url"`
-	DeviceID      string        `mapstructure:"device_id"`
-	CA            string        `mapstructure:"ca"`
-	Cert          string        `mapstructure:"cert"`
-	Key           string        `mapstructure:"key"`
-	Share         string        `mapstructure:"share"`
-	AnnounceEvery time.Duration `mapstructure:"announce_every"`
-	SnapshotEvery time.Duration `mapstructure:"snapshot_every"`
+	URL            string        `mapstructure:"url"`
+	DeviceID       string        `mapstructure:"device_id"`
+	CA             string        `mapstructure:"ca"`
+	Cert           string        `mapstructure:"cert"`
+	Key            string        `mapstructure:"key"`
+	Share          string        `mapstructure:"share"`
+	ShareExemplars bool          `mapstructure:"share_exemplars"`
+	AnnounceEvery  time.Duration `mapstructure:"announce_every"`
+	SnapshotEvery  time.Duration `mapstructure:"snapshot_every"`
 }
 
 // Daemon configures `swavd run`. LiveKeys lists those a SIGHUP applies

@@ -37,7 +37,8 @@ func (d *Daemon) deviceID() (string, error) {
 }
 
 // fleetSnapshot is what the device shares: the prototypes in use and the
-// per-cluster counts, with the model's weights when fleet.share is model.
+// per-cluster counts; the model's weights when fleet.share is model, and
+// thumbnails of each cluster's newest frame with fleet.share_exemplars.
 func (d *Daemon) fleetSnapshot() (*fleet.Snapshot, error) {
 	cfg := d.config()
 	id, err := d.deviceID()
@@ -52,11 +53,15 @@ func (d *Daemon) fleetSnapshot() (*fleet.Snapshot, error) {
 		Model any `json:"model"`
 	}{cfg.Input, cfg.Model})
 	sum := sha256.Sum256(modelCfg)
-	return &fleet.Snapshot{
+	s := &fleet.Snapshot{
 		Meta: fleet.SnapshotMeta{Device: id, Step: step, Preset: cfg.Preset, Arch: string(arch), ConfigDigest: hex.EncodeToString(sum[:]),
 			Version: d.o.Version, TakenAt: time.Now().UTC(), K: cfg.Model.Prototypes, D: cfg.Model.ProjDim},
 		Prototypes: protos, Counts: counts, Recent: recent, Model: weights,
-	}, nil
+	}
+	if cfg.Fleet.ShareExemplars {
+		s.Exemplars, s.ExemplarChannels = d.stats.Thumbnails(fleet.ExemplarSize, cfg.Input.Channels), cfg.Input.Channels
+	}
+	return s, nil
 }
 
 // startFleet opens the fleet link when fleet.url is set. A link that

@@ -92,6 +92,28 @@ func (s *Stats) Counts() (total, recent []int64) {
 	return total, recent
 }
 
+// Thumbnails returns each cluster's newest exemplar fitted to a size x
+// size square with the given channels, [K, size, size, channels] bytes;
+// zeros for a cluster without one.
+func (s *Stats) Thumbnails(size, channels int) []uint8 {
+	s.mu.Lock()
+	newest := make([]*capture.Image, s.k)
+	for i, ex := range s.exemplars {
+		if len(ex) > 0 {
+			newest[i] = ex[0]
+		}
+	}
+	s.mu.Unlock()
+	n := size * size * channels
+	out := make([]uint8, s.k*n)
+	for i, im := range newest {
+		if im != nil {
+			copy(out[i*n:(i+1)*n], fitFrame(im, size, channels).Pix)
+		}
+	}
+	return out
+}
+
 // Usage summarizes the spread over clusters.
 func (s *Stats) Usage() api.Usage {
 	s.mu.Lock()

@@ -24,7 +24,15 @@ type Snapshot struct {
 	Counts     []int64   // [K]
 	Recent     []int64   // [K]
 	Model      []safetensors.Tensor
+	// Exemplars, when the device shares them: each cluster's newest frame
+	// as an ExemplarSize square thumbnail, [K, S, S, C] bytes; all zero for
+	// a cluster never assigned.
+	Exemplars        []uint8
+	ExemplarChannels int
 }
+
+// ExemplarSize is the side of a shared thumbnail.
+const ExemplarSize = 32
 
 // SnapshotMeta is the snapshot's __metadata__.
 type SnapshotMeta struct {
@@ -43,6 +51,7 @@ const (
 	TensorPrototypes = "prototypes"
 	TensorCounts     = "counts"
 	TensorRecent     = "recent"
+	TensorExemplars  = "exemplars"
 	ModelPrefix      = "model."
 )
 
@@ -73,6 +82,9 @@ func (s *Snapshot) Encode() ([]byte, error) {
 		{Name: TensorPrototypes, Shape: []int{m.K, m.D}, Data: s.Prototypes},
 		{Name: TensorCounts, Shape: []int{m.K}, Ints: s.Counts},
 		{Name: TensorRecent, Shape: []int{m.K}, Ints: s.Recent},
+	}
+	if s.Exemplars != nil {
+		ts = append(ts, safetensors.Tensor{Name: TensorExemplars, Shape: []int{m.K, ExemplarSize, ExemplarSize, s.ExemplarChannels}, Bytes: s.Exemplars})
 	}
 	for _, t := range s.Model {
 		if !strings.HasPrefix(t.Name, ModelPrefix) {
@@ -162,7 +174,13 @@ func ParseSnapshot(b []byte, maxBytes int) (*Snapshot, error) {
 	for _, name := range f.Names() {
 		switch t := f.Tensors[name]; {
 		case name == TensorPrototypes || name == TensorCounts || name == TensorRecent:
-		case strings.HasPrefix(name, ModelPrefix) && t.Ints == nil:
+		case name == TensorExemplars:
+			sh := t.Shape
+			if t.Bytes == nil || len(sh) != 4 || sh[0] != m.K || sh[1] != ExemplarSize || sh[2] != ExemplarSize || (sh[3] != 1 && sh[3] != 3) {
+				return nil, fmt.Errorf("snapshot: %q has shape %v, want uint8 [%d %d %d 1|3]", name, sh, m.K, ExemplarSize, ExemplarSize)
+			}
+			s.Exemplars, s.ExemplarChannels = t.Bytes, sh[3]
+		case strings.HasPrefix(name, ModelPrefix) && t.Ints == nil && t.Bytes == nil:
 			for _, v := range t.Data {
 				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 					return nil, fmt.Errorf("snapshot: %q holds a non-finite value", name)

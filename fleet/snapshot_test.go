@@ -25,6 +25,8 @@ func testSnapshot(k, d int) *Snapshot {
 func TestSnapshotRoundTripAndDigest(t *testing.T) {
 	s := testSnapshot(8, 4)
 	s.Model = []safetensors.Tensor{{Name: "model.w", Shape: []int{2}, Data: []float32{1, 2}}}
+	s.Exemplars, s.ExemplarChannels = make([]uint8, 8*ExemplarSize*ExemplarSize), 1
+	s.Exemplars[5] = 200
 	b, err := s.Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +39,8 @@ func TestSnapshotRoundTripAndDigest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Meta != s.Meta || got.Counts[7] != s.Counts[7] || got.Prototypes[5] != s.Prototypes[5] || len(got.Model) != 1 {
+	if got.Meta != s.Meta || got.Counts[7] != s.Counts[7] || got.Prototypes[5] != s.Prototypes[5] || len(got.Model) != 1 ||
+		got.ExemplarChannels != 1 || got.Exemplars[5] != 200 {
 		t.Fatalf("parsed %+v", got.Meta)
 	}
 }

@@ -1,5 +1,5 @@
-// Package safetensors reads and writes float32 (F32) and int64 (I64)
-// tensors in the safetensors format (https://github.com/huggingface/safetensors):
+// Package safetensors reads and writes float32 (F32), int64 (I64) and
+// uint8 (U8) tensors in the safetensors format (https://github.com/huggingface/safetensors):
 // an 8-byte little-endian header length, a JSON header naming each tensor's
 // dtype, shape and byte range, then the raw little-endian data. Parse
 // trusts no byte of its input: shape products are checked for overflow and
@@ -16,18 +16,22 @@ import (
 	"sort"
 )
 
-// Tensor is one named tensor: float32 values in Data, or int64 values in
-// Ints (then Data is nil).
+// Tensor is one named tensor: float32 values in Data, int64 values in
+// Ints, or bytes in Bytes; exactly one is set.
 type Tensor struct {
 	Name  string
 	Shape []int
 	Data  []float32
 	Ints  []int64
+	Bytes []uint8
 }
 
 func (t Tensor) dtype() (name string, size, n int) {
-	if t.Ints != nil {
+	switch {
+	case t.Ints != nil:
 		return "I64", 8, len(t.Ints)
+	case t.Bytes != nil:
+		return "U8", 1, len(t.Bytes)
 	}
 	return "F32", 4, len(t.Data)
 }
@@ -80,6 +84,16 @@ func Write(w io.Writer, tensors []Tensor, meta map[string]string) error {
 	}
 	buf := make([]byte, 0, 1<<16)
 	for _, t := range tensors {
+		if t.Bytes != nil {
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+			if _, err := w.Write(t.Bytes); err != nil {
+				return err
+			}
+			continue
+		}
 		for i := 0; i < len(t.Data)+len(t.Ints); i++ {
 			if t.Ints != nil {
 				buf = binary.LittleEndian.AppendUint64(buf, uint64(t.Ints[i]))
@@ -151,8 +165,10 @@ func Parse(b []byte) (*File, error) {
 			size = 4
 		case "I64":
 			size = 8
+		case "U8":
+			size = 1
 		default:
-			return nil, fmt.Errorf("safetensors: tensor %q has dtype %s, only F32 and I64 are read", name, e.DType)
+			return nil, fmt.Errorf("safetensors: tensor %q has dtype %s, only F32, I64 and U8 are read", name, e.DType)
 		}
 		// The element count may not exceed what the data could hold; checked
 		// at every factor, so the product never overflows.
@@ -172,12 +188,15 @@ func Parse(b []byte) (*File, error) {
 		}
 		spans = append(spans, span{name, lo, hi})
 		t := Tensor{Name: name, Shape: e.Shape}
-		if size == 8 {
+		switch size {
+		case 1:
+			t.Bytes = append([]uint8{}, data[lo:hi]...)
+		case 8:
 			t.Ints = make([]int64, n)
 			for i := range t.Ints {
 				t.Ints[i] = int64(binary.LittleEndian.Uint64(data[lo+8*int64(i):]))
 			}
-		} else {
+		default:
 			t.Data = make([]float32, n)
 			for i := range t.Data {
 				t.Data[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[lo+4*int64(i):]))

@@ -73,15 +73,19 @@ func TestParseRejectsMalformed(t *testing.T) {
 	}
 }
 
-func TestInt64Tensors(t *testing.T) {
+func TestInt64AndByteTensors(t *testing.T) {
 	var buf bytes.Buffer
-	in := []Tensor{{Name: "f", Shape: []int{1}, Data: []float32{0.5}}, {Name: "n", Shape: []int{3}, Ints: []int64{1, -2, 1 << 40}}}
+	in := []Tensor{{Name: "f", Shape: []int{1}, Data: []float32{0.5}}, {Name: "n", Shape: []int{3}, Ints: []int64{1, -2, 1 << 40}},
+		{Name: "u", Shape: []int{1, 3}, Bytes: []uint8{7, 0, 255}}, {Name: "z", Shape: []int{2}, Data: []float32{1, 2}}}
 	if err := Write(&buf, in, nil); err != nil {
 		t.Fatal(err)
 	}
 	f, err := Parse(buf.Bytes())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if u := f.Tensors["u"].Bytes; len(u) != 3 || u[2] != 255 || f.Tensors["z"].Data[1] != 2 {
+		t.Fatalf("bytes %v, after them %v", u, f.Tensors["z"].Data)
 	}
 	if n := f.Tensors["n"]; n.Data != nil || len(n.Ints) != 3 || n.Ints[2] != 1<<40 || n.Ints[1] != -2 || f.Tensors["f"].Data[0] != 0.5 {
 		t.Fatalf("parsed %+v", f.Tensors)

@@ -1,0 +1,85 @@
+package daemon
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/swavd/swavd/fleet"
+	"github.com/swavd/swavd/safetensors"
+)
+
+// By default only prototypes and counts leave the device; the model's
+// weights and the thumbnails only when asked for.
+func TestFleetSnapshotSharesOnlyWhatIsConfigured(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Fleet.DeviceID = "cam-t"
+	s := startDaemon(t, cfg, Options{})
+	ctx := context.Background()
+	waitFor(t, "frames assigned", func() bool { st, err := s.client.Status(ctx); return err == nil && st.Camera.Assigned >= 50 })
+
+	b, err := s.client.FleetSnapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := fleet.ParseSnapshot(b, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Model != nil || snap.Exemplars != nil || snap.Meta.Device != "cam-t" || snap.Meta.K != cfg.Model.Prototypes {
+		t.Fatalf("default snapshot shares more than prototypes and counts: %d model tensors, %d exemplar bytes, meta %+v",
+			len(snap.Model), len(snap.Exemplars), snap.Meta)
+	}
+	var total int64
+	for _, c := range snap.Counts {
+		total += c
+	}
+	if total < 50 {
+		t.Fatalf("counts sum to %d, want the assigned frames", total)
+	}
+	pb, _ := s.client.Prototypes(ctx)
+	pf, err := safetensors.Parse(pb)
+	if err != nil || !slices.Equal(pf.Tensors["prototypes"].Data, snap.Prototypes) {
+		t.Fatalf("snapshot prototypes differ from /v1/prototypes (%v)", err)
+	}
+
+	opted := *s.d.config()
+	opted.Fleet.Share, opted.Fleet.ShareExemplars = "model", true
+	s.d.cfg.Store(&opted)
+	full, err := s.d.fleetSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, bufs := s.d.assign.m.Buffers()
+	if len(full.Model) != len(s.d.assign.m.Params())+len(bufs) || !strings.HasPrefix(full.Model[0].Name, fleet.ModelPrefix) || len(names) == 0 {
+		t.Fatalf("model share: %d tensors", len(full.Model))
+	}
+	n := fleet.ExemplarSize * fleet.ExemplarSize * cfg.Input.Channels
+	if full.ExemplarChannels != cfg.Input.Channels || len(full.Exemplars) != cfg.Model.Prototypes*n {
+		t.Fatalf("exemplars: %d bytes, %d channels", len(full.Exemplars), full.ExemplarChannels)
+	}
+	pictures := 0
+	for k, c := range full.Counts {
+		var sum int
+		for _, v := range full.Exemplars[k*n : (k+1)*n] {
+			sum += int(v)
+		}
+		if c == 0 && sum != 0 {
+			t.Fatalf("cluster %d was never assigned but has a thumbnail", k)
+		}
+		if sum > 0 {
+			pictures++
+		}
+	}
+	if pictures == 0 {
+		t.Fatal("no used cluster has a thumbnail")
+	}
+	enc, err := full.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fleet.ParseSnapshot(enc, 0); err != nil {
+		t.Fatalf("the full snapshot does not parse: %v", err)
+	}
+}
