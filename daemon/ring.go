@@ -1,7 +1,7 @@
 // Package daemon wires swavd's continual-learning service: capture feeds a
 // bounded frame ring; the assigner gives every frame a cluster; a replay
 // buffer feeds the trainer; statistics, checkpoints and the local API
-// expose the result (see ../shared/ARCHITECTURE.md).
+// expose the result (the README's "How it is built" draws the flow).
 package daemon
 
 import (
