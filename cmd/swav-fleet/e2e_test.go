@@ -112,6 +112,9 @@ func TestFleetEndToEnd(t *testing.T) {
 		return true
 	})
 	m1 := metrics(t, c)
+	if m1["swav_fleet_rounds_completed_total"] < 1 || m1["swav_fleet_round_seconds"] <= 0 || m1["swav_fleet_round_seconds"] > 2 {
+		t.Errorf("round time: %v rounds, last %v s (rounds of 2 s)", m1["swav_fleet_rounds_completed_total"], m1["swav_fleet_round_seconds"])
+	}
 	if m1["swav_fleet_snapshot_bytes_received_total"] != m0["swav_fleet_snapshot_bytes_received_total"] ||
 		m1["swav_fleet_snapshots_stored_total"] != m0["swav_fleet_snapshots_stored_total"] ||
 		m1[`swav_fleet_pulls_total{result="unchanged"}`] < m0[`swav_fleet_pulls_total{result="unchanged"}`]+3 {

@@ -18,6 +18,11 @@ type metrics struct {
 	stored        prometheus.Counter
 	storeFailures prometheus.Counter
 	pullSeconds   prometheus.Histogram
+	// roundSeconds: from a round's start until every device online had
+	// been pulled (slots spread pulls over the round's first half).
+	roundSeconds   prometheus.Gauge
+	rounds         prometheus.Counter
+	pullAllSeconds prometheus.Gauge
 }
 
 func newMetrics(s *Server) *metrics {
@@ -32,6 +37,12 @@ func newMetrics(s *Server) *metrics {
 		Help: "Snapshots that could not be stored (a full disk); earlier ones are kept."})
 	m.pullSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "swav_fleet_pull_seconds",
 		Help: "Time of one pull, request to stored.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)})
+	m.roundSeconds = prometheus.NewGauge(prometheus.GaugeOpts{Name: "swav_fleet_round_seconds",
+		Help: "Seconds from the last completed round's start until every online device had been pulled."})
+	m.rounds = prometheus.NewCounter(prometheus.CounterOpts{Name: "swav_fleet_rounds_completed_total",
+		Help: "Rounds in which every online device was pulled."})
+	m.pullAllSeconds = prometheus.NewGauge(prometheus.GaugeOpts{Name: "swav_fleet_pull_all_seconds",
+		Help: "Seconds the last pull of every online device (POST /v1/pull) took."})
 	for _, r := range []string{ResultSnapshot, ResultUnchanged, ResultFailed, ResultRejected} {
 		m.pulls.WithLabelValues(r)
 	}
@@ -74,7 +85,7 @@ func newMetrics(s *Server) *metrics {
 	natsConns := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "swav_fleet_nats_connections",
 		Help: "Client connections to the embedded NATS server."}, varz(func(v *natsserver.Varz) float64 { return float64(v.Connections) }))
 	m.reg.MustRegister(natsIn, natsOut, natsConns)
-	m.reg.MustRegister(m.pulls, m.bytes, m.stored, m.storeFailures, m.pullSeconds, online, known, refused,
+	m.reg.MustRegister(m.pulls, m.bytes, m.stored, m.storeFailures, m.pullSeconds, m.roundSeconds, m.rounds, m.pullAllSeconds, online, known, refused,
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	return m
 }

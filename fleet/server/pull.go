@@ -166,7 +166,7 @@ func (s *Server) succeeded(ctx context.Context, id string, update func(d *Device
 		s.o.Logf("fleet: device %s: recording the pull: %v", id, err)
 	}
 	s.mu.Lock()
-	s.done[id] = s.round(now)
+	s.done[id], s.handled[id] = s.round(now), s.round(now)
 	s.mu.Unlock()
 }
 
@@ -266,7 +266,7 @@ func (s *Server) Run(ctx context.Context) {
 				s.mu.Lock()
 				s.claimed[d.ID] = round
 				if !ok { // another replica pulls it this round
-					s.done[d.ID] = round
+					s.done[d.ID], s.handled[d.ID] = round, round
 				}
 				s.mu.Unlock()
 				if !ok {
@@ -285,10 +285,29 @@ func (s *Server) Run(ctx context.Context) {
 				}
 			}()
 		}
+		s.measureRound(now, round)
 		if s.ns != nil {
 			s.disconnectRevoked()
 		}
 	}
+}
+
+// measureRound records, once per round, how long after its start every
+// device online then had been pulled (by this replica or another).
+func (s *Server) measureRound(now time.Time, round int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.measured == round {
+		return
+	}
+	for _, d := range s.store.Devices() {
+		if d.Online(now) && s.handled[d.ID] != round {
+			return
+		}
+	}
+	s.measured = round
+	s.metrics.roundSeconds.Set(now.Sub(time.Unix(0, round*int64(s.o.PullInterval))).Seconds())
+	s.metrics.rounds.Inc()
 }
 
 // retryLater lets the round loop pull id again in round (after its backoff).
@@ -373,5 +392,6 @@ func (s *Server) PullAll(ctx context.Context) RoundSummary {
 	}
 	wg.Wait()
 	sum.Seconds = time.Since(start).Seconds()
+	s.metrics.pullAllSeconds.Set(sum.Seconds)
 	return sum
 }

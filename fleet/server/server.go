@@ -90,7 +90,9 @@ type Server struct {
 
 	mu        sync.Mutex
 	claimed   map[string]int64 // device -> the round this replica claimed it for
-	done      map[string]int64 // device -> the round it was pulled in
+	done      map[string]int64 // device -> the round its pull was started (or left to another replica) in
+	handled   map[string]int64 // device -> the round it was pulled in, by this replica or another
+	measured  int64            // the last round whose time was recorded
 	storeErr  string           // last failure to store (a full disk), cleared by a success
 	storeErrT time.Time
 	crlSeen   time.Time // the CRL's mtime when connections were last checked against it
@@ -103,7 +105,8 @@ type Server struct {
 // starts the pull rounds.
 func Start(ctx context.Context, o Options) (*Server, error) {
 	o.defaults()
-	s := &Server{o: o, sem: make(chan struct{}, o.PullConcurrency), claimed: map[string]int64{}, done: map[string]int64{}}
+	s := &Server{o: o, sem: make(chan struct{}, o.PullConcurrency), claimed: map[string]int64{}, done: map[string]int64{},
+		handled: map[string]int64{}}
 	s.metrics = newMetrics(s)
 	var err error
 	if o.NATSURL == "" {

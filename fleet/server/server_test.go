@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/swavd/swavd/fleet"
 	"github.com/swavd/swavd/fleet/certs"
 	"github.com/swavd/swavd/fleet/link"
+	"github.com/swavd/swavd/safetensors"
 )
 
 // fakeDevice is a link.Source with a settable step.
@@ -327,6 +329,7 @@ func TestBadSnapshotsAreRejected(t *testing.T) {
 		}
 	}
 	other, _ := testSnapshot("cam-2", 6, 1).Encode()
+	misshaped := reshaped(t, "cam-1", 6)
 	valid, _ := testSnapshot("cam-1", 6, 1).Encode()
 	big := testSnapshot("cam-1", 6, 1)
 	big.Prototypes = make([]float32, 4*400)
@@ -342,6 +345,7 @@ func TestBadSnapshotsAreRejected(t *testing.T) {
 		"truncated":       {snapshot(valid[:len(valid)-5], fleet.Digest(valid[:len(valid)-5])), "safetensors"},
 		"digest mismatch": {snapshot(valid, strings.Repeat("0", 64)), "does not match"},
 		"another device":  {snapshot(other, fleet.Digest(other)), `names device "cam-2"`},
+		"shape vs meta":   {snapshot(misshaped, fleet.Digest(misshaped)), "the metadata says"},
 		"oversized":       {snapshot(bigB, fleet.Digest(bigB)), "over the limit"},
 		"no status":       {func() *nats.Msg { return nats.NewMsg("") }, "status"},
 		"false unchanged": {func() *nats.Msg {
@@ -372,4 +376,23 @@ func TestBadSnapshotsAreRejected(t *testing.T) {
 	if _, err := e.srv.store.Snapshot(context.Background(), good.Digest); err != nil {
 		t.Fatalf("the good snapshot: %v", err)
 	}
+}
+
+// reshaped is a snapshot whose metadata claims K=2 while it holds 4 prototypes.
+func reshaped(t *testing.T, id string, step int) []byte {
+	b, _ := testSnapshot(id, step, 1).Encode()
+	f, err := safetensors.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Metadata["k"] = "2"
+	var ts []safetensors.Tensor
+	for _, n := range f.Names() {
+		ts = append(ts, f.Tensors[n])
+	}
+	var out bytes.Buffer
+	if err := safetensors.Write(&out, ts, f.Metadata); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }
