@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/swavd/swavd/api"
+	"github.com/swavd/swavd/internal/proctest"
 	"github.com/swavd/swavd/fleet"
 	"github.com/swavd/swavd/fleet/certs"
 	"github.com/swavd/swavd/fleet/server"
@@ -274,26 +274,15 @@ func metrics(t testing.TB, c *client) map[string]float64 {
 
 type proc struct {
 	cmd *exec.Cmd
-	log *syncBuffer
+	log *proctest.Buffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func start(t testing.TB, bin string, env []string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &proc{cmd: cmd, log: &syncBuffer{}}
+	p := &proc{cmd: cmd, log: &proctest.Buffer{}}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -13,12 +13,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/swavd/swavd/api"
+	"github.com/swavd/swavd/internal/proctest"
 	"github.com/swavd/swavd/daemon"
 	"github.com/swavd/swavd/safetensors"
 )
@@ -28,26 +28,9 @@ const replaySet = "/usr/share/datasets/fashion-mnist/t10k"
 // swavdProc is a running `swavd run` with its log.
 type swavdProc struct {
 	cmd *exec.Cmd
-	log *syncBuffer
+	log *proctest.Buffer
 }
 
-// syncBuffer is the process's output, read while it is written.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func startSwavd(t *testing.T, bin, socket, state string, args ...string) *swavdProc {
 	t.Helper()
@@ -60,7 +43,7 @@ func startSwavdEnv(t *testing.T, bin, socket, state string, env []string, args .
 	cmd := exec.Command(bin, append([]string{"run", "--preset", "tiny", "--source", "idx:" + replaySet, "--socket", socket, "--state-dir", state}, args...)...)
 	cmd.Env = append(os.Environ(), "SWAVD_DAEMON_FPS=200", "SWAVD_DAEMON_MIN_REPLAY=64", "SWAVD_DAEMON_CHECKPOINT_STEPS=15", "SWAVD_DAEMON_REPLAY_SIZE=2000")
 	cmd.Env = append(cmd.Env, env...)
-	p := &swavdProc{cmd: cmd, log: &syncBuffer{}}
+	p := &swavdProc{cmd: cmd, log: &proctest.Buffer{}}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -249,7 +232,7 @@ func TestSocketActivation(t *testing.T) {
 	}
 	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" run --preset tiny --source pattern --socket fd:// --state-dir "$1"`, bin, filepath.Join(dir, "state"))
 	cmd.ExtraFiles = []*os.File{lf}
-	log := &syncBuffer{}
+	log := &proctest.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
