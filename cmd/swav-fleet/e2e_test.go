@@ -17,10 +17,10 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/swavd/swavd/api"
-	"github.com/swavd/swavd/internal/proctest"
 	"github.com/swavd/swavd/fleet"
 	"github.com/swavd/swavd/fleet/certs"
 	"github.com/swavd/swavd/fleet/server"
+	"github.com/swavd/swavd/internal/proctest"
 	"github.com/swavd/swavd/safetensors"
 )
 
@@ -276,7 +276,6 @@ type proc struct {
 	cmd *exec.Cmd
 	log *proctest.Buffer
 }
-
 
 func start(t testing.TB, bin string, env []string, args ...string) *proc {
 	t.Helper()

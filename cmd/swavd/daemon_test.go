@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/swavd/swavd/api"
-	"github.com/swavd/swavd/internal/proctest"
 	"github.com/swavd/swavd/daemon"
+	"github.com/swavd/swavd/internal/proctest"
 	"github.com/swavd/swavd/safetensors"
 )
 
@@ -30,7 +30,6 @@ type swavdProc struct {
 	cmd *exec.Cmd
 	log *proctest.Buffer
 }
-
 
 func startSwavd(t *testing.T, bin, socket, state string, args ...string) *swavdProc {
 	t.Helper()
