@@ -99,6 +99,20 @@ func (c *Client) FleetSnapshot(ctx context.Context) ([]byte, error) {
 	return c.getBytes(ctx, "/fleet/snapshot")
 }
 
+// Rebase writes a checkpoint, then asks the fleet for its base model.
+func (c *Client) Rebase(ctx context.Context) (*RebaseResult, error) {
+	resp, err := c.do(ctx, http.MethodPost, "/fleet/rebase", "", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var r RebaseResult
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
 func (c *Client) getBytes(ctx context.Context, path string) ([]byte, error) {
 	resp, err := c.do(ctx, http.MethodGet, path, "", nil)
 	if err != nil {

@@ -40,6 +40,12 @@ type FleetLink struct {
 	Unchanged  uint64     `json:"unchanged"`
 	BytesSent  uint64     `json:"bytes_sent"`
 	Reconnects uint64     `json:"reconnects"`
+	// Base is the digest of the fleet base the weights started from ("" for
+	// none); WaitingForBase while the device asked for the fleet's base and
+	// has not loaded it; BaseError why the last base delivery was refused.
+	Base           string `json:"base,omitempty"`
+	WaitingForBase bool   `json:"waiting_for_base,omitempty"`
+	BaseError      string `json:"base_error,omitempty"`
 }
 
 // Backend says what computes.
@@ -129,6 +135,12 @@ type Assignment struct {
 	Step       int       `json:"step"`
 	Label      *int      `json:"label,omitempty"` // the replay data set's label, if any
 	Probs      []float32 `json:"probabilities,omitempty"`
+}
+
+// RebaseResult is POST /v1/fleet/rebase: the checkpoint written first.
+type RebaseResult struct {
+	Checkpoint Checkpoint `json:"checkpoint"`
+	State      string     `json:"state"`
 }
 
 // CheckpointResult is POST /v1/checkpoint.

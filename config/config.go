@@ -61,6 +61,7 @@ type Fleet struct {
 	Key            string        `mapstructure:"key"`
 	Share          string        `mapstructure:"share"`
 	ShareExemplars bool          `mapstructure:"share_exemplars"`
+	Base           bool          `mapstructure:"base"`
 	AnnounceEvery  time.Duration `mapstructure:"announce_every"`
 	SnapshotEvery  time.Duration `mapstructure:"snapshot_every"`
 }

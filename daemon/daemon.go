@@ -56,6 +56,7 @@ type Daemon struct {
 	events  *broadcaster
 	lat     *latencies
 	ckptReq chan chan ckptResult
+	baseReq chan baseLoad
 
 	mu       sync.Mutex // guards what follows
 	sess     *train.Session
@@ -67,6 +68,12 @@ type Daemon struct {
 
 	fleet    *link.Link // nil without fleet.url, or when the link could not start
 	fleetErr string     // why it could not
+	// base is the digest of the fleet base the weights started from;
+	// wantsBase while the device asks the fleet for its base, and
+	// awaitBase while training waits for it (a device with no state of its
+	// own and fleet.base; a rebase keeps training meanwhile).
+	base                 string
+	wantsBase, awaitBase bool
 
 	framesIn, assigned, ckptFails atomic.Uint64
 	lastFrame, trainerBeat        atomic.Int64 // unix nanos
@@ -91,7 +98,7 @@ func New(o Options) (*Daemon, error) {
 	d := &Daemon{o: o, started: time.Now(), ring: NewRing(dc.RingSize),
 		replay: NewReplay(dc.ReplaySize, cfg.Input.Size, cfg.Input.Channels, dc.ReplayRecent, cfg.Seed),
 		stats:  NewStats(cfg.Model.Prototypes, dc.RecentWindow, dc.Exemplars),
-		events: newBroadcaster(), lat: newLatencies(4096), ckptReq: make(chan chan ckptResult),
+		events: newBroadcaster(), lat: newLatencies(4096), ckptReq: make(chan chan ckptResult), baseReq: make(chan baseLoad),
 		backend: o.Info}
 	d.cfg.Store(cfg)
 	var err error
@@ -110,6 +117,9 @@ func New(o Options) (*Daemon, error) {
 		d.sess.Close()
 		d.assign.Close()
 		return nil, err
+	}
+	if cfg.Fleet.Base && cfg.Fleet.URL != "" && d.last == nil {
+		d.wantsBase, d.awaitBase = true, true // no state of its own: start from the fleet's base
 	}
 	d.assign.Publish(d.sess.Model, d.sess.Trainer.Step)
 	d.training = api.Training{State: "waiting", Step: d.sess.Trainer.Step, ReplayCap: d.replay.Cap(),
@@ -164,6 +174,9 @@ func (d *Daemon) restore(modelOnly bool) error {
 		if err := d.sess.Trainer.LoadState(f, meta); err != nil {
 			return err
 		}
+		d.mu.Lock()
+		d.base = meta.Base
+		d.mu.Unlock()
 		if modelOnly {
 			return nil
 		}
@@ -335,6 +348,8 @@ func (d *Daemon) idle(ctx context.Context, dur time.Duration) bool {
 		case req := <-d.ckptReq:
 			c, err := d.checkpointNow()
 			req <- ckptResult{c, err}
+		case req := <-d.baseReq:
+			req.reply <- d.loadBase(req)
 		}
 	}
 }
@@ -347,7 +362,13 @@ func (d *Daemon) trainLoop(ctx context.Context) {
 	failed := false
 	for ctx.Err() == nil {
 		dc := d.config().Daemon
-		if failed || d.replay.Len() < dc.MinReplay {
+		d.mu.Lock()
+		awaitBase := d.awaitBase
+		d.mu.Unlock()
+		if awaitBase {
+			d.setTraining(func(t *api.Training) { t.State = "waiting for the fleet base" })
+		}
+		if failed || awaitBase || d.replay.Len() < dc.MinReplay {
 			if !d.idle(ctx, 100*time.Millisecond) {
 				return
 			}
@@ -474,7 +495,10 @@ func (d *Daemon) checkpointNow() (api.Checkpoint, error) {
 // the cluster statistics and the replay buffer.
 func (d *Daemon) encodeState(cfg *config.Config) (map[string][]byte, error) {
 	cj, _ := json.Marshal(cfg)
-	tensors, meta, err := model.EncodeCheckpoint(d.sess.Trainer, model.CheckpointMeta{Version: d.o.Version, Preset: cfg.Preset, Config: cj})
+	d.mu.Lock()
+	base := d.base
+	d.mu.Unlock()
+	tensors, meta, err := model.EncodeCheckpoint(d.sess.Trainer, model.CheckpointMeta{Version: d.o.Version, Preset: cfg.Preset, Config: cj, Base: base})
 	if err != nil {
 		return nil, err
 	}

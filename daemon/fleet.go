@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"github.com/swavd/swavd/api"
 	"github.com/swavd/swavd/fleet"
 	"github.com/swavd/swavd/fleet/link"
+	"github.com/swavd/swavd/model"
+	"github.com/swavd/swavd/safetensors"
 )
 
 // fleetSource gives the fleet link the daemon's state. It reads only the
@@ -22,6 +25,82 @@ type fleetSource struct{ d *Daemon }
 
 func (f fleetSource) Step() int                          { return f.d.assign.Step() }
 func (f fleetSource) Snapshot() (*fleet.Snapshot, error) { return f.d.fleetSnapshot() }
+
+func (f fleetSource) Base() (string, bool) {
+	f.d.mu.Lock()
+	defer f.d.mu.Unlock()
+	return f.d.base, f.d.wantsBase
+}
+
+// LoadBase hands a checked base to the trainer goroutine, which loads it
+// between two steps; a device that did not ask keeps its weights.
+func (f fleetSource) LoadBase(digest string, b []byte) error {
+	d := f.d
+	d.mu.Lock()
+	wants := d.wantsBase
+	d.mu.Unlock()
+	if !wants {
+		return fmt.Errorf("base %.12s refused: this device has weights of its own (step %d); swavctl fleet rebase replaces them", digest, d.assign.Step())
+	}
+	file, meta, err := model.ParseCheckpoint(b)
+	if err != nil {
+		return fmt.Errorf("base %.12s refused: %w", digest, err)
+	}
+	req := baseLoad{digest: digest, file: file, meta: meta, reply: make(chan error, 1)}
+	select {
+	case d.baseReq <- req:
+	case <-time.After(5 * time.Minute):
+		return errors.New("base not loaded: the trainer did not take it within 5 minutes")
+	}
+	return <-req.reply
+}
+
+// baseLoad is a base for the trainer to load between steps.
+type baseLoad struct {
+	digest string
+	file   *safetensors.File
+	meta   model.CheckpointMeta
+	reply  chan error
+}
+
+// loadBase runs on the trainer goroutine: the weights (and optimizer
+// state) become the base's, the assigner gets them, and a checkpoint
+// records the new start.
+func (d *Daemon) loadBase(req baseLoad) error {
+	if err := d.sess.Trainer.LoadState(req.file, req.meta); err != nil {
+		err = fmt.Errorf("base %.12s refused: %w", req.digest, err)
+		d.o.Logf("fleet: %v", err)
+		return err
+	}
+	d.mu.Lock()
+	d.base, d.wantsBase, d.awaitBase = req.digest, false, false
+	d.training.Step = d.sess.Trainer.Step
+	d.mu.Unlock()
+	d.assign.Publish(d.sess.Model, d.sess.Trainer.Step)
+	d.o.Logf("fleet: started from base %s at step %d", req.digest, d.sess.Trainer.Step)
+	if _, err := d.checkpointNow(); err != nil {
+		d.o.Logf("%v", err)
+	}
+	return nil
+}
+
+// handleRebase writes a checkpoint, then asks the fleet for its base; the
+// device keeps training until the base arrives and replaces the weights.
+func (d *Daemon) handleRebase(w http.ResponseWriter, r *http.Request) error {
+	if d.fleet == nil {
+		return errorf(http.StatusConflict, "no fleet link (fleet.url): there is no base to take")
+	}
+	c, err := d.RequestCheckpoint(r.Context())
+	if err != nil {
+		return errorf(http.StatusInternalServerError, "rebase not started: the checkpoint before it failed: %v", err)
+	}
+	d.mu.Lock()
+	d.wantsBase = true
+	d.mu.Unlock()
+	d.fleet.Announce()
+	writeJSON(w, http.StatusOK, api.RebaseResult{Checkpoint: c, State: "waiting for the fleet base; training goes on until it arrives"})
+	return nil
+}
 
 // deviceID is fleet.device_id, or else the machine id.
 func (d *Daemon) deviceID() (string, error) {
@@ -58,6 +137,9 @@ func (d *Daemon) fleetSnapshot() (*fleet.Snapshot, error) {
 			Version: d.o.Version, TakenAt: time.Now().UTC(), K: cfg.Model.Prototypes, D: cfg.Model.ProjDim},
 		Prototypes: protos, Counts: counts, Recent: recent, Model: weights,
 	}
+	d.mu.Lock()
+	s.Meta.Base = d.base
+	d.mu.Unlock()
 	if cfg.Fleet.ShareExemplars {
 		s.Exemplars, s.ExemplarChannels = d.stats.Thumbnails(fleet.ExemplarSize, cfg.Input.Channels), cfg.Input.Channels
 	}
@@ -86,14 +168,19 @@ func (d *Daemon) startFleet() {
 
 func (d *Daemon) fleetStatus() api.FleetLink {
 	fc := d.config().Fleet
+	var st api.FleetLink
 	switch {
 	case d.fleet != nil:
-		return d.fleet.Status()
+		st = d.fleet.Status()
 	case fc.URL == "":
-		return api.FleetLink{State: "off"}
+		st = api.FleetLink{State: "off"}
 	default:
-		return api.FleetLink{State: link.StateFailed, URL: fc.URL, LastError: d.fleetErr}
+		st = api.FleetLink{State: link.StateFailed, URL: fc.URL, LastError: d.fleetErr}
 	}
+	d.mu.Lock()
+	st.Base, st.WaitingForBase = d.base, d.wantsBase
+	d.mu.Unlock()
+	return st
 }
 
 // handleFleetSnapshot serves the snapshot the fleet gets now: what leaves

@@ -112,13 +112,14 @@ func (d *Daemon) Handler() http.Handler {
 		"/checkpoint":     {http.MethodPost, true, d.handleCheckpoint},
 		"/metrics":        {http.MethodGet, false, d.handleMetrics},
 		"/fleet/snapshot": {http.MethodGet, false, d.handleFleetSnapshot},
+		"/fleet/rebase":   {http.MethodPost, true, d.handleRebase},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rt, ok := routes[trimVersion(r.URL.Path)]
 		var err error
 		switch {
 		case !ok:
-			err = errorf(http.StatusNotFound, "no endpoint %s (have %s/status, clusters, prototypes, assign, events, checkpoint, metrics, fleet/snapshot)", r.URL.Path, api.Version)
+			err = errorf(http.StatusNotFound, "no endpoint %s (have %s/status, clusters, prototypes, assign, events, checkpoint, metrics, fleet/snapshot, fleet/rebase)", r.URL.Path, api.Version)
 		case r.Method != rt.method:
 			w.Header().Set("Allow", rt.method)
 			err = errorf(http.StatusMethodNotAllowed, "%s wants %s, not %s", r.URL.Path, rt.method, r.Method)

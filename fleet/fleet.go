@@ -27,6 +27,11 @@ const (
 // PullSubject is where the fleet server asks device id for its snapshot.
 func PullSubject(id string) string { return subjectRoot + "." + id + ".pull" }
 
+// BaseSubject is where the fleet sends device id the fleet's base model.
+// Only the fleet may publish there, so a base that arrives on it comes over
+// the fleet's authenticated connection; the device checks its digest again.
+func BaseSubject(id string) string { return subjectRoot + "." + id + ".base" }
+
 // AnnounceSubject is where device id announces itself.
 func AnnounceSubject(id string) string { return subjectRoot + "." + id + ".announce" }
 
@@ -54,11 +59,11 @@ func CheckDeviceID(id string) error {
 }
 
 // DevicePermissions are what a device's certificate allows it on NATS:
-// publish its announcements, subscribe to its own pull requests, and
-// answer each request it received once within ReplyWithin. Nothing else:
+// publish its announcements, subscribe to its own pull requests and base
+// deliveries, and answer each request it received once within ReplyWithin. Nothing else:
 // no other device's subjects, no JetStream API, no inbox of its own.
 func DevicePermissions(id string) (publish, subscribe []string) {
-	return []string{AnnounceSubject(id)}, []string{PullSubject(id)}
+	return []string{AnnounceSubject(id)}, []string{PullSubject(id), BaseSubject(id)}
 }
 
 // ReplyWithin is how long a device may take to answer a pull request.
@@ -79,6 +84,11 @@ type Announce struct {
 	At      time.Time `json:"at"`
 	// EverySeconds is how often it announces; three missed mean offline.
 	EverySeconds float64 `json:"every_s"`
+	// Base is the digest of the fleet base its weights started from ("" for
+	// none); WantsBase asks the fleet to send its base (fleet.base on a
+	// device without state of its own, or a rebase).
+	Base      string `json:"base,omitempty"`
+	WantsBase bool   `json:"wants_base,omitempty"`
 }
 
 // PullRequest is the fleet server's request; Have is the digest of the
@@ -97,4 +107,5 @@ const (
 	StatusSnapshot  = "snapshot"
 	StatusUnchanged = "unchanged"
 	StatusError     = "error"
+	StatusLoaded    = "loaded" // a base delivery was taken
 )

@@ -42,6 +42,7 @@ type SnapshotMeta struct {
 	Arch         string // the model architecture, as JSON
 	ConfigDigest string // SHA-256 of the model configuration
 	Version      string // software version
+	Base         string // digest of the fleet base the weights started from; "" for none
 	TakenAt      time.Time
 	K, D         int
 }
@@ -77,6 +78,9 @@ func (s *Snapshot) Encode() ([]byte, error) {
 		"device": m.Device, "step": strconv.Itoa(m.Step), "preset": m.Preset, "arch": m.Arch,
 		"config_digest": m.ConfigDigest, "version": m.Version, "taken_at": m.TakenAt.UTC().Format(time.RFC3339Nano),
 		"k": strconv.Itoa(m.K), "d": strconv.Itoa(m.D),
+	}
+	if m.Base != "" {
+		meta["base"] = m.Base
 	}
 	ts := []safetensors.Tensor{
 		{Name: TensorPrototypes, Shape: []int{m.K, m.D}, Data: s.Prototypes},
@@ -122,6 +126,9 @@ func ParseSnapshot(b []byte, maxBytes int) (*Snapshot, error) {
 		*dst = v
 	}
 	m.Device, m.Preset, m.Arch, m.ConfigDigest, m.Version = md["device"], md["preset"], md["arch"], md["config_digest"], md["version"]
+	if m.Base = md["base"]; m.Base != "" && !IsDigest(m.Base) {
+		return nil, fmt.Errorf("snapshot: metadata base %q is not a digest", m.Base)
+	}
 	if err := CheckDeviceID(m.Device); err != nil {
 		return nil, fmt.Errorf("snapshot: metadata: %w", err)
 	}

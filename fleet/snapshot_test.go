@@ -24,6 +24,7 @@ func testSnapshot(k, d int) *Snapshot {
 
 func TestSnapshotRoundTripAndDigest(t *testing.T) {
 	s := testSnapshot(8, 4)
+	s.Meta.Base = strings.Repeat("b", 64)
 	s.Model = []safetensors.Tensor{{Name: "model.w", Shape: []int{2}, Data: []float32{1, 2}}}
 	s.Exemplars, s.ExemplarChannels = make([]uint8, 8*ExemplarSize*ExemplarSize), 1
 	s.Exemplars[5] = 200

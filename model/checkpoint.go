@@ -36,6 +36,8 @@ type CheckpointMeta struct {
 	QueuePos    int             `json:"queue_pos"`
 	QueueFilled int             `json:"queue_filled"`
 	SavedAt     time.Time       `json:"saved_at"`
+	// Base is the digest of the fleet base the weights started from.
+	Base string `json:"base,omitempty"`
 }
 
 // writeFileAtomic writes data to path through a temporary file in the

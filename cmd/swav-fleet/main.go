@@ -10,9 +10,11 @@
 //	swav-fleet devices [--json]                      the inventory (from a running server)
 //	swav-fleet pull ID | --all                       pull one device, or every online one, now
 //	swav-fleet get ID -o FILE                        a device's newest snapshot
+//	swav-fleet base [set CHECKPOINT_DIR]             the fleet's base model: show it, or publish a swavd train checkpoint
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +25,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -32,6 +35,7 @@ import (
 
 	"github.com/swavd/swavd/fleet/certs"
 	"github.com/swavd/swavd/fleet/server"
+	"github.com/swavd/swavd/model"
 )
 
 var version = "0.1.0-dev"
@@ -47,6 +51,7 @@ const usage = `usage: swav-fleet COMMAND
   devices [--json] [--server URL]
   pull ID|--all [--server URL]
   get ID -o FILE [--server URL]
+  base [set CHECKPOINT_DIR] [--server URL]
   version`
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -60,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = certsCmd(args[1:], stdout)
 	case "serve":
 		err = serveCmd(args[1:], stderr)
-	case "devices", "pull", "get":
+	case "devices", "pull", "get", "base":
 		err = clientCmd(args[0], args[1:], stdout)
 	case "version":
 		fmt.Fprintln(stdout, "swav-fleet", version)
@@ -243,6 +248,23 @@ func clientCmd(cmd string, args []string, stdout io.Writer) error {
 			}
 		}
 		return err
+	case cmd == "base" && len(rest) == 0:
+		var b server.Base
+		if err := c.getJSON("/v1/base", &b); err != nil {
+			return err
+		}
+		return printJSON(stdout, b)
+	case cmd == "base" && len(rest) == 2 && rest[0] == "set":
+		data, err := os.ReadFile(filepath.Join(rest[1], model.TensorsFile))
+		if err != nil {
+			return fmt.Errorf("base set: %w (a swavd train --out directory)", err)
+		}
+		var b server.Base
+		if err := c.postJSONBody("/v1/base", data, &b); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "base %s: preset %s, step %d, %d bytes; devices with fleet.base start from it\n", b.Digest, b.Preset, b.Step, b.Bytes)
+		return nil
 	case cmd == "get" && len(rest) == 1:
 		if *out == "" {
 			return errors.New("say where with -o FILE")
@@ -283,8 +305,14 @@ func printJSON(w io.Writer, v any) error {
 // client is a small client of the fleet server's HTTP API.
 type client struct{ base string }
 
-func (c *client) do(method, path string) ([]byte, error) {
-	req, err := http.NewRequest(method, c.base+path, nil)
+func (c *client) do(method, path string) ([]byte, error) { return c.send(method, path, nil) }
+
+func (c *client) send(method, path string, body []byte) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
 	if err != nil {
 		return nil, err
 	}
@@ -318,8 +346,10 @@ func (c *client) getJSON(path string, v any) error {
 }
 
 // postJSON decodes the body even on an error status (a failed pull says why).
-func (c *client) postJSON(path string, v any) error {
-	b, err := c.do(http.MethodPost, path)
+func (c *client) postJSON(path string, v any) error { return c.postJSONBody(path, nil, v) }
+
+func (c *client) postJSONBody(path string, body []byte, v any) error {
+	b, err := c.send(http.MethodPost, path, body)
 	if b != nil {
 		json.Unmarshal(b, v)
 	}

@@ -6,6 +6,7 @@
 //	swavctl assign FILE                 the cluster of an image
 //	swavctl prototypes pull -o FILE     the current prototypes (safetensors)
 //	swavctl fleet snapshot -o FILE      what the fleet gets from this device (safetensors)
+//	swavctl fleet rebase                checkpoint, then replace the weights with the fleet's base
 //	swavctl checkpoint                  write a checkpoint now
 //
 // Every command prints for people, or JSON with --json.
@@ -54,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	outFile := fs.StringP("output", "o", "", "prototypes pull, fleet snapshot: file to write")
 	count := fs.Int("count", 0, "watch: stop after this many events (0: until interrupted)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: swavctl [--socket PATH] [--json] COMMAND\n\ncommands:\n  status\n  clusters [--mosaic FILE.png]\n  watch [--count N]\n  assign FILE\n  prototypes pull -o FILE\n  fleet snapshot -o FILE\n  checkpoint\n\nflags:")
+		fmt.Fprintln(stderr, "usage: swavctl [--socket PATH] [--json] COMMAND\n\ncommands:\n  status\n  clusters [--mosaic FILE.png]\n  watch [--count N]\n  assign FILE\n  prototypes pull -o FILE\n  fleet snapshot -o FILE\n  fleet rebase\n  checkpoint\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -83,6 +84,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = c.assign(ctx, rest[1])
 	case cmd == "prototypes" && len(rest) == 2 && rest[1] == "pull":
 		err = c.pullFile(ctx, "prototypes pull", *outFile, c.client.Prototypes)
+	case cmd == "fleet" && len(rest) == 2 && rest[1] == "rebase":
+		err = c.rebase(ctx)
 	case cmd == "fleet" && len(rest) == 2 && rest[1] == "snapshot":
 		err = c.pullFile(ctx, "fleet snapshot", *outFile, c.client.FleetSnapshot)
 	case cmd == "checkpoint" && len(rest) == 1:
@@ -167,6 +170,15 @@ func (c *cli) status(ctx context.Context) error {
 		if fl.LastError != "" {
 			fmt.Fprintf(w, "\tlast error: %s\n", fl.LastError)
 		}
+		switch {
+		case fl.WaitingForBase:
+			fmt.Fprintf(w, "\twaiting for the fleet's base model\n")
+		case fl.Base != "":
+			fmt.Fprintf(w, "\tstarted from fleet base %.12s\n", fl.Base)
+		}
+		if fl.BaseError != "" {
+			fmt.Fprintf(w, "\tlast base refused: %s\n", fl.BaseError)
+		}
 	}
 	return w.Flush()
 }
@@ -238,6 +250,18 @@ func (c *cli) assign(ctx context.Context, path string) error {
 		return c.printJSON(a)
 	}
 	fmt.Fprintf(c.out, "%s: cluster %d (p=%.3f, model step %d)\n", path, a.Cluster, a.Confidence, a.Step)
+	return nil
+}
+
+func (c *cli) rebase(ctx context.Context) error {
+	r, err := c.client.Rebase(ctx)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(r)
+	}
+	fmt.Fprintf(c.out, "checkpoint at step %d written (%s); %s\n", r.Checkpoint.Step, r.Checkpoint.Path, r.State)
 	return nil
 }
 

@@ -20,12 +20,18 @@ import (
 	"github.com/swavd/swavd/fleet/certs"
 )
 
-// Source gives the link what the device shares.
+// Source gives the link what the device shares, and takes the fleet base.
 type Source interface {
 	// Step is the training step of the weights the device uses (cheap).
 	Step() int
 	// Snapshot is the device's state now.
 	Snapshot() (*fleet.Snapshot, error)
+	// Base is the digest of the fleet base the weights started from, and
+	// whether the device wants the fleet's base now.
+	Base() (digest string, wants bool)
+	// LoadBase replaces the weights with a fleet base whose digest the link
+	// has checked; it refuses when the device did not ask for one.
+	LoadBase(digest string, checkpoint []byte) error
 }
 
 // Options configure the link.
@@ -105,9 +111,11 @@ func Start(o Options, src Source) (*Link, error) {
 		return fail(err)
 	}
 	l.nc = nc
-	if _, err := nc.Subscribe(fleet.PullSubject(o.DeviceID), l.onPull); err != nil {
-		nc.Close()
-		return fail(err)
+	for subject, handler := range map[string]nats.MsgHandler{fleet.PullSubject(o.DeviceID): l.onPull, fleet.BaseSubject(o.DeviceID): l.onBase} {
+		if _, err := nc.Subscribe(subject, handler); err != nil {
+			nc.Close()
+			return fail(err)
+		}
 	}
 	l.done.Add(1)
 	go l.announceLoop()
@@ -190,12 +198,21 @@ func (l *Link) announceLoop() {
 	}
 }
 
+// Announce tells the fleet about the device now (after a rebase request,
+// say), besides the regular announcements.
+func (l *Link) Announce() {
+	if l.nc != nil && l.nc.IsConnected() {
+		l.announce(l.nc)
+	}
+}
+
 func (l *Link) announce(c *nats.Conn) {
 	l.mu.Lock()
 	digest := l.digest
 	l.mu.Unlock()
+	base, wants := l.src.Base()
 	a := fleet.Announce{ID: l.o.DeviceID, Version: l.o.Version, Preset: l.o.Preset, Step: l.src.Step(), Share: l.o.Share,
-		Digest: digest, At: time.Now().UTC(), EverySeconds: l.o.AnnounceEvery.Seconds()}
+		Digest: digest, At: time.Now().UTC(), EverySeconds: l.o.AnnounceEvery.Seconds(), Base: base, WantsBase: wants}
 	b, _ := json.Marshal(a)
 	if err := c.Publish(fleet.AnnounceSubject(l.o.DeviceID), b); err != nil {
 		l.o.Logf("fleet: announce: %v", err)
@@ -271,5 +288,42 @@ func (l *Link) onPull(m *nats.Msg) {
 		l.st.Unchanged++
 	} else {
 		l.st.BytesSent += uint64(len(b))
+	}
+}
+
+// onBase takes the fleet's base model: its digest, which came over the
+// fleet's authenticated connection, must be the content's; then the
+// device decides whether to load it.
+func (l *Link) onBase(m *nats.Msg) {
+	digest := m.Header.Get(fleet.HeaderDigest)
+	var err error
+	switch got := fleet.Digest(m.Data); {
+	case !fleet.IsDigest(digest):
+		err = fmt.Errorf("base refused: no digest came with it")
+	case got != digest:
+		err = fmt.Errorf("base refused: its content's digest %s is not the %s the fleet sent", got, digest)
+	default:
+		err = l.src.LoadBase(digest, m.Data)
+	}
+	reply := nats.NewMsg(m.Reply)
+	reply.Header.Set(fleet.HeaderDigest, digest)
+	if err != nil {
+		reply.Header.Set(fleet.HeaderStatus, fleet.StatusError)
+		reply.Header.Set(fleet.HeaderError, err.Error())
+		l.o.Logf("fleet: %v", err)
+	} else {
+		reply.Header.Set(fleet.HeaderStatus, fleet.StatusLoaded)
+		l.o.Logf("fleet: base %s loaded", digest)
+	}
+	m.RespondMsg(reply)
+	l.mu.Lock()
+	if err != nil {
+		l.st.BaseError = err.Error()
+	} else {
+		l.st.BaseError = ""
+	}
+	l.mu.Unlock()
+	if err == nil {
+		l.Announce()
 	}
 }

@@ -26,6 +26,8 @@ type DeviceView struct {
 	Failures  int           `json:"failures"`
 	LastError string        `json:"last_error,omitempty"`
 	Rejected  int           `json:"rejected"`
+	Base      string        `json:"base,omitempty"`
+	BaseError string        `json:"base_error,omitempty"`
 	Snapshots []SnapshotRef `json:"snapshots,omitempty"` // GET /v1/devices/{id} only
 }
 
@@ -40,7 +42,8 @@ type Devices struct {
 
 func view(d Device, now time.Time, history bool) DeviceView {
 	v := DeviceView{ID: d.ID, Online: d.Online(now), Step: d.Step, Digest: d.Digest, PulledAt: d.PulledAt, Preset: d.Preset,
-		Version: d.Version, LastSeen: d.LastSeen, Failures: d.Failures, LastError: d.LastError, Rejected: d.Rejected}
+		Version: d.Version, LastSeen: d.LastSeen, Failures: d.Failures, LastError: d.LastError, Rejected: d.Rejected,
+		Base: d.Base, BaseError: d.BaseError}
 	if history {
 		v.Snapshots = d.Snapshots
 	}
@@ -77,13 +80,15 @@ func (s *Server) Handler() http.Handler {
 	handle("GET /v1/devices/{id}", s.handleDevice)
 	handle("POST /v1/devices/{id}/pull", s.handlePull)
 	handle("GET /v1/snapshots/{digest}", s.handleSnapshot)
+	handle("GET /v1/base", s.handleGetBase)
+	handle("POST /v1/base", s.handleSetBase)
 	handle("POST /v1/pull", func(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, s.PullAll(r.Context()))
 		return nil
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	handle("/", func(w http.ResponseWriter, r *http.Request) error {
-		return errorf(http.StatusNotFound, "no endpoint %s %s (have GET /v1/devices, /v1/devices/{id}, /v1/snapshots/{sha256}, /metrics; POST /v1/devices/{id}/pull, /v1/pull)", r.Method, r.URL.Path)
+		return errorf(http.StatusNotFound, "no endpoint %s %s (have GET /v1/devices, /v1/devices/{id}, /v1/snapshots/{sha256}, /v1/base, /metrics; POST /v1/devices/{id}/pull, /v1/pull, /v1/base)", r.Method, r.URL.Path)
 	})
 	return mux
 }

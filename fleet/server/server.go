@@ -88,16 +88,17 @@ type Server struct {
 	metrics *metrics
 	sem     chan struct{}
 
-	mu        sync.Mutex
-	claimed   map[string]int64 // device -> the round this replica claimed it for
-	done      map[string]int64 // device -> the round its pull was started (or left to another replica) in
-	handled   map[string]int64 // device -> the round it was pulled in, by this replica or another
-	measured  int64            // the last round whose time was recorded
-	storeErr  string           // last failure to store (a full disk), cleared by a success
-	storeErrT time.Time
-	crlSeen   time.Time // the CRL's mtime when connections were last checked against it
-	stop      context.CancelFunc
-	wg        sync.WaitGroup
+	mu          sync.Mutex
+	claimed     map[string]int64 // device -> the round this replica claimed it for
+	done        map[string]int64 // device -> the round its pull was started (or left to another replica) in
+	handled     map[string]int64 // device -> the round it was pulled in, by this replica or another
+	measured    int64            // the last round whose time was recorded
+	sendingBase map[string]bool  // devices a base is on its way to
+	storeErr    string           // last failure to store (a full disk), cleared by a success
+	storeErrT   time.Time
+	crlSeen     time.Time // the CRL's mtime when connections were last checked against it
+	stop        context.CancelFunc
+	wg          sync.WaitGroup
 }
 
 // Start brings the fleet server up: NATS (embedded or dialled), the
@@ -106,7 +107,7 @@ type Server struct {
 func Start(ctx context.Context, o Options) (*Server, error) {
 	o.defaults()
 	s := &Server{o: o, sem: make(chan struct{}, o.PullConcurrency), claimed: map[string]int64{}, done: map[string]int64{},
-		handled: map[string]int64{}}
+		handled: map[string]int64{}, sendingBase: map[string]bool{}}
 	s.metrics = newMetrics(s)
 	var err error
 	if o.NATSURL == "" {
@@ -246,13 +247,17 @@ func (s *Server) onAnnounce(m *nats.Msg) {
 		if cameBack { // back from offline: no backoff from its absence
 			d.RetryAt, d.Failures = nil, 0
 		}
-		d.Version, d.Preset, d.AnnouncedStep = a.Version, a.Preset, a.Step
+		d.Version, d.Preset, d.AnnouncedStep, d.Base, d.WantsBase = a.Version, a.Preset, a.Step, a.Base, a.WantsBase
 		d.LastSeen, d.AnnounceEvery, d.Offline = now, time.Duration(a.EverySeconds*float64(time.Second)), false
 		return nil
 	})
 	if err != nil {
 		s.o.Logf("fleet: device %s announced, not recorded: %v", id, err)
 		return
+	}
+	if a.WantsBase {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.sendBase(id) }()
 	}
 	if !cameBack {
 		return

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,6 +26,23 @@ type fakeDevice struct {
 	step   int
 	counts int64
 	k, d   int // snapshot size; 4x3 when zero
+	// base: the digest its weights started from; wants: asking for the
+	// fleet's; loaded: the bases LoadBase took.
+	base   string
+	wants  bool
+	loaded [][]byte
+}
+
+func (f *fakeDevice) Base() (string, bool) { f.mu.Lock(); defer f.mu.Unlock(); return f.base, f.wants }
+
+func (f *fakeDevice) LoadBase(digest string, b []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.wants {
+		return fmt.Errorf("did not ask for a base")
+	}
+	f.base, f.wants, f.loaded = digest, false, append(f.loaded, b)
+	return nil
 }
 
 func (f *fakeDevice) Step() int { f.mu.Lock(); defer f.mu.Unlock(); return f.step }

@@ -17,6 +17,8 @@ const (
 	devicesBucket   = "swav_devices"   // key-value: one Device per id
 	snapshotsBucket = "swav_snapshots" // object store: snapshots named by their SHA-256
 	claimsBucket    = "swav_claims"    // key-value: who pulls a device in a round
+	basesBucket     = "swav_bases"     // object store: base models named by their SHA-256
+	metaBucket      = "swav_meta"      // key-value: the fleet's current base, codebook labels
 )
 
 // Device is the fleet's record of one device (the inventory).
@@ -40,6 +42,12 @@ type Device struct {
 	RetryAt   *time.Time `json:"retry_at,omitempty"`
 	LastError string     `json:"last_error,omitempty"`
 	Rejected  int        `json:"rejected"` // snapshots refused (corrupt, oversized, wrong digest...)
+	// Base is the digest of the fleet base its weights started from, as it
+	// announced; WantsBase while it asks for the fleet's; BaseError why the
+	// last delivery failed or was refused.
+	Base      string `json:"base,omitempty"`
+	WantsBase bool   `json:"wants_base,omitempty"`
+	BaseError string `json:"base_error,omitempty"`
 	// Snapshots is the history kept, newest first.
 	Snapshots []SnapshotRef `json:"snapshots"`
 }
@@ -68,6 +76,8 @@ type Store struct {
 	devices   jetstream.KeyValue
 	snapshots jetstream.ObjectStore
 	claims    jetstream.KeyValue
+	bases     jetstream.ObjectStore
+	meta      jetstream.KeyValue
 
 	mu    sync.RWMutex
 	cache map[string]*Device // kept current by a watcher on the devices bucket
@@ -88,6 +98,14 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, replicas int, claimT
 	if s.claims, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: claimsBucket, History: 1, TTL: claimTTL,
 		Storage: jetstream.FileStorage, Replicas: replicas, Description: "swav-fleet pull claims per round"}); err != nil {
 		return nil, fmt.Errorf("store: %s: %w", claimsBucket, err)
+	}
+	if s.bases, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: basesBucket,
+		Storage: jetstream.FileStorage, Replicas: replicas, Description: "swav-fleet base models by SHA-256"}); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", basesBucket, err)
+	}
+	if s.meta, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: metaBucket, History: 16,
+		Storage: jetstream.FileStorage, Replicas: replicas, Description: "swav-fleet base and codebook labels"}); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", metaBucket, err)
 	}
 	return s, nil
 }
@@ -266,4 +284,51 @@ func (s *Store) Claim(ctx context.Context, round int64, id, by string) (bool, er
 		return false, err
 	}
 	return string(e.Value()) == by, nil
+}
+
+// Base is the fleet's base model: a `swavd train` checkpoint every device
+// with fleet.base starts from, so that their prototypes share one space.
+type Base struct {
+	Digest string    `json:"digest"`
+	Preset string    `json:"preset"`
+	Arch   string    `json:"arch"` // JSON
+	Step   int       `json:"step"`
+	Bytes  int       `json:"bytes"`
+	SetAt  time.Time `json:"set_at"`
+}
+
+const baseKey = "base"
+
+// SetBase stores a base (content-addressed) and makes it the fleet's.
+func (s *Store) SetBase(ctx context.Context, b Base, data []byte) error {
+	if _, err := s.bases.GetInfo(ctx, b.Digest); errors.Is(err, jetstream.ErrObjectNotFound) {
+		if _, err := s.bases.PutBytes(ctx, b.Digest, data); err != nil {
+			return fmt.Errorf("store: base: %w", err)
+		}
+	} else if err != nil {
+		return err
+	}
+	j, _ := json.Marshal(b)
+	_, err := s.meta.Put(ctx, baseKey, j)
+	return err
+}
+
+// Base returns the fleet's base (nil if none) and, if withData, its bytes.
+func (s *Store) Base(ctx context.Context, withData bool) (*Base, []byte, error) {
+	e, err := s.meta.Get(ctx, baseKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var b Base
+	if err := json.Unmarshal(e.Value(), &b); err != nil {
+		return nil, nil, fmt.Errorf("store: base record: %w", err)
+	}
+	if !withData {
+		return &b, nil, nil
+	}
+	data, err := s.bases.GetBytes(ctx, b.Digest)
+	return &b, data, err
 }

@@ -1,0 +1,90 @@
+package server
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/swavd/swavd/compute/cpu"
+	"github.com/swavd/swavd/config"
+	"github.com/swavd/swavd/fleet"
+	"github.com/swavd/swavd/model"
+	"github.com/swavd/swavd/train"
+)
+
+// testBase is a real checkpoint of the tiny preset, as swavd train writes.
+func testBase(t *testing.T) []byte {
+	t.Helper()
+	cfg, err := config.Load(config.Options{Preset: "tiny"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := train.NewSession(cpu.New(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Trainer.Step = 7
+	b, _, err := model.EncodeCheckpoint(s.Trainer, model.CheckpointMeta{Version: "test", Preset: "tiny"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestBaseIsSentToDevicesThatAskAndCheckedThere(t *testing.T) {
+	e := startFleet(t, Options{})
+	h := e.srv.Handler()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/base", strings.NewReader("not a checkpoint")))
+	if rec.Code != http.StatusBadRequest {
+		t.Fatalf("a non-checkpoint base: %d %s", rec.Code, rec.Body)
+	}
+	base := testBase(t)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/base", bytes.NewReader(base)))
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), fleet.Digest(base)) || !strings.Contains(rec.Body.String(), `"step": 7`) {
+		t.Fatalf("set base: %d %s", rec.Code, rec.Body)
+	}
+
+	// A device asking for the base gets it, byte for byte.
+	e.issue(t, "cam-1")
+	asks := &fakeDevice{id: "cam-1", step: 1, wants: true}
+	l := e.link(t, asks)
+	waitUntil(t, "the base loaded", func() bool { b, _ := asks.Base(); return b == fleet.Digest(base) })
+	if !bytes.Equal(asks.loaded[0], base) {
+		t.Fatal("the device got other bytes than the base")
+	}
+	waitUntil(t, "the fleet records it", func() bool { d := device(t, e.srv, "cam-1"); return d.Base == fleet.Digest(base) && !d.WantsBase })
+
+	// A delivery whose digest does not match its content is refused by the
+	// link and never reaches the device.
+	asks.mu.Lock()
+	asks.wants = true
+	asks.mu.Unlock()
+	forged := nats.NewMsg(fleet.BaseSubject("cam-1"))
+	forged.Header.Set(fleet.HeaderDigest, fleet.Digest(base))
+	forged.Data = append(append([]byte{}, base...), 0)
+	reply, err := e.srv.nc.RequestMsg(forged, 5*time.Second)
+	if err != nil || reply.Header.Get(fleet.HeaderStatus) != fleet.StatusError || !strings.Contains(reply.Header.Get(fleet.HeaderError), "digest") {
+		t.Fatalf("a tampered base: %v %v", err, reply)
+	}
+	if len(asks.loaded) != 1 || !strings.Contains(l.Status().BaseError, "digest") {
+		t.Fatalf("tampered base reached the device (%d loads), status %q", len(asks.loaded), l.Status().BaseError)
+	}
+
+	// A device that did not ask refuses, and the fleet records why.
+	e.issue(t, "cam-2")
+	own := &fakeDevice{id: "cam-2", step: 3}
+	e.link(t, own)
+	waitUntil(t, "cam-2 known", func() bool { return device(t, e.srv, "cam-2") != nil })
+	e.srv.sendBase("cam-2")
+	if d := device(t, e.srv, "cam-2"); !strings.Contains(d.BaseError, "did not ask") || len(own.loaded) != 0 {
+		t.Fatalf("unasked base: %+v, %d loads", d.BaseError, len(own.loaded))
+	}
+}
