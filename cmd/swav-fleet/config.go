@@ -29,12 +29,21 @@ type serveConfig struct {
 	PullConcurrency  int           `mapstructure:"pull_concurrency"`
 	History          int           `mapstructure:"history"`
 	MaxSnapshotBytes int           `mapstructure:"max_snapshot_bytes"`
+	Codebook         struct {
+		Clusters int   `mapstructure:"clusters"`
+		MinCount int64 `mapstructure:"min_count"`
+	} `mapstructure:"codebook"`
 }
 
 var serveDefaults = map[string]any{
 	"state_dir": "/var/lib/swav-fleet", "certs": "/etc/swav-fleet/certs", "nats_listen": "0.0.0.0:4222", "nats_url": "",
 	"http": "127.0.0.1:8470", "replicas": 0, "pull_interval": "10m", "pull_timeout": "30s", "pull_concurrency": 32,
-	"history": 20, "max_snapshot_bytes": 8 << 20,
+	"history": 20, "max_snapshot_bytes": 8 << 20, "codebook.clusters": 64, "codebook.min_count": 10,
+}
+
+// envName is a key's variable: SWAV_FLEET_PULL_INTERVAL, SWAV_FLEET_CODEBOOK_MIN_COUNT.
+func envName(key string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
 const envPrefix = "SWAV_FLEET_"
@@ -58,13 +67,17 @@ func loadServeConfig(file string, flags *pflag.FlagSet) (*serveConfig, error) {
 			v.Set(k, f.Get(k))
 		}
 	}
+	keyOf := map[string]string{}
+	for k := range serveDefaults {
+		keyOf[envName(k)] = k
+	}
 	for _, kv := range os.Environ() {
 		name, val, _ := strings.Cut(kv, "=")
 		if !strings.HasPrefix(name, envPrefix) || name == envPrefix+"SERVER" {
 			continue
 		}
-		k := strings.ToLower(strings.TrimPrefix(name, envPrefix))
-		if _, ok := serveDefaults[k]; !ok {
+		k, ok := keyOf[name]
+		if !ok {
 			return nil, fmt.Errorf("config: environment variable %s names no config key", name)
 		}
 		v.Set(k, val)
@@ -100,6 +113,8 @@ func (c *serveConfig) validate() error {
 	check(c.PullConcurrency >= 1 && c.PullConcurrency <= 4096, "pull_concurrency", c.PullConcurrency, "1..4096")
 	check(c.History >= 1 && c.History <= 10000, "history", c.History, "1..10000")
 	check(c.MaxSnapshotBytes >= 4096 && c.MaxSnapshotBytes <= 64<<20, "max_snapshot_bytes", c.MaxSnapshotBytes, "4096..67108864")
+	check(c.Codebook.Clusters >= 1 && c.Codebook.Clusters <= 65536, "codebook.clusters", c.Codebook.Clusters, "1..65536")
+	check(c.Codebook.MinCount >= 0, "codebook.min_count", c.Codebook.MinCount, "0 or more")
 	if len(bad) > 0 {
 		sort.Strings(bad)
 		return fmt.Errorf("config: %d bad values:\n  %s", len(bad), strings.Join(bad, "\n  "))
@@ -110,7 +125,7 @@ func (c *serveConfig) validate() error {
 func (c *serveConfig) options() server.Options {
 	o := server.Options{StateDir: c.StateDir, Certs: c.Certs, NATSListen: c.NATSListen, NATSURL: c.NATSURL, Replicas: c.Replicas,
 		PullInterval: c.PullInterval, PullTimeout: c.PullTimeout, PullConcurrency: c.PullConcurrency, History: c.History,
-		MaxSnapshotBytes: c.MaxSnapshotBytes}
+		MaxSnapshotBytes: c.MaxSnapshotBytes, CodebookClusters: c.Codebook.Clusters, CodebookMinCount: c.Codebook.MinCount}
 	if o.Replicas == 0 && o.NATSURL != "" {
 		o.Replicas = 3
 	}

@@ -15,7 +15,7 @@ func TestShippedConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.PullInterval != 10*time.Minute || c.History != 20 || c.NATSListen != "0.0.0.0:4222" {
+	if c.PullInterval != 10*time.Minute || c.History != 20 || c.NATSListen != "0.0.0.0:4222" || c.Codebook.Clusters != 64 || c.Codebook.MinCount != 10 {
 		t.Fatalf("%+v", c)
 	}
 }
@@ -34,6 +34,10 @@ func TestConfigErrorsAllAtOnceAndUnknownKeys(t *testing.T) {
 	os.WriteFile(unknown, []byte("pul_interval: 5m\n"), 0o644)
 	if _, err := loadServeConfig(unknown, pflag.NewFlagSet("x", pflag.ContinueOnError)); err == nil || !strings.Contains(err.Error(), `unknown key "pul_interval"`) {
 		t.Fatalf("unknown key: %v", err)
+	}
+	t.Setenv("SWAV_FLEET_CODEBOOK_MIN_COUNT", "25")
+	if c, err := loadServeConfig("", pflag.NewFlagSet("x", pflag.ContinueOnError)); err != nil || c.Codebook.MinCount != 25 {
+		t.Fatalf("a nested key from the environment: %v %+v", err, c)
 	}
 	t.Setenv("SWAV_FLEET_PULL_INTERVL", "5m")
 	if _, err := loadServeConfig("", pflag.NewFlagSet("x", pflag.ContinueOnError)); err == nil || !strings.Contains(err.Error(), "SWAV_FLEET_PULL_INTERVL") {

@@ -11,6 +11,8 @@
 //	swav-fleet pull ID | --all                       pull one device, or every online one, now
 //	swav-fleet get ID -o FILE                        a device's newest snapshot
 //	swav-fleet base [set CHECKPOINT_DIR]             the fleet's base model: show it, or publish a swavd train checkpoint
+//	swav-fleet codebook [--json]                     fleet clusters, their members, each device's alignment and drift
+//	swav-fleet label FLEET_CLUSTER NAME              name a fleet cluster ("" removes the name)
 package main
 
 import (
@@ -26,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -34,6 +37,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/swavd/swavd/fleet/certs"
+	"github.com/swavd/swavd/fleet/codebook"
 	"github.com/swavd/swavd/fleet/server"
 	"github.com/swavd/swavd/model"
 )
@@ -52,6 +56,8 @@ const usage = `usage: swav-fleet COMMAND
   pull ID|--all [--server URL]
   get ID -o FILE [--server URL]
   base [set CHECKPOINT_DIR] [--server URL]
+  codebook [--json] [--server URL]
+  label FLEET_CLUSTER NAME [--server URL]
   version`
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -65,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = certsCmd(args[1:], stdout)
 	case "serve":
 		err = serveCmd(args[1:], stderr)
-	case "devices", "pull", "get", "base":
+	case "devices", "pull", "get", "base", "codebook", "label":
 		err = clientCmd(args[0], args[1:], stdout)
 	case "version":
 		fmt.Fprintln(stdout, "swav-fleet", version)
@@ -248,6 +254,23 @@ func clientCmd(cmd string, args []string, stdout io.Writer) error {
 			}
 		}
 		return err
+	case cmd == "codebook" && len(rest) == 0:
+		var cb codebook.Codebook
+		if err := c.getJSON("/v1/codebook", &cb); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, cb)
+		}
+		return printCodebook(stdout, &cb)
+	case cmd == "label" && len(rest) == 2:
+		body, _ := json.Marshal(map[string]string{"name": rest[1]})
+		var out map[string]any
+		if err := c.sendJSON(http.MethodPut, "/v1/codebook/labels/"+rest[0], body, &out); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "fleet cluster %s: %q\n", rest[0], rest[1])
+		return nil
 	case cmd == "base" && len(rest) == 0:
 		var b server.Base
 		if err := c.getJSON("/v1/base", &b); err != nil {
@@ -349,9 +372,39 @@ func (c *client) getJSON(path string, v any) error {
 func (c *client) postJSON(path string, v any) error { return c.postJSONBody(path, nil, v) }
 
 func (c *client) postJSONBody(path string, body []byte, v any) error {
-	b, err := c.send(http.MethodPost, path, body)
+	return c.sendJSON(http.MethodPost, path, body, v)
+}
+
+func (c *client) sendJSON(method, path string, body []byte, v any) error {
+	b, err := c.send(method, path, body)
 	if b != nil {
 		json.Unmarshal(b, v)
 	}
 	return err
+}
+
+func printCodebook(w io.Writer, cb *codebook.Codebook) error {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "codebook %.12s on base %.12s: %d fleet clusters\n", cb.Digest, cb.Base, len(cb.Clusters))
+	fmt.Fprintln(tw, "FLEET\tLABEL\tCOUNT\tDEVICES\tMEMBERS (device:cluster cosine)")
+	for _, c := range cb.Clusters {
+		var ms []string
+		for i, m := range c.Members {
+			if i == 6 {
+				ms = append(ms, fmt.Sprintf("... %d more", len(c.Members)-6))
+				break
+			}
+			ms = append(ms, fmt.Sprintf("%s:%d %.2f", m.Device, m.Cluster, m.Similarity))
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\n", c.ID, c.Label, c.Count, c.Devices, strings.Join(ms, ", "))
+	}
+	fmt.Fprintln(tw, "\nDEVICE\tALIGNED\tSTEP\tUSED\tDRIFT\tREASON")
+	for _, d := range cb.Devices {
+		drift := "-"
+		if d.Aligned {
+			drift = fmt.Sprintf("%.3f", d.Drift)
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%d\t%d\t%s\t%s\n", d.Device, d.Aligned, d.Step, d.Used, drift, d.Reason)
+	}
+	return tw.Flush()
 }

@@ -2,6 +2,9 @@ package server
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +17,7 @@ import (
 	"github.com/swavd/swavd/config"
 	"github.com/swavd/swavd/fleet"
 	"github.com/swavd/swavd/model"
+	"github.com/swavd/swavd/safetensors"
 	"github.com/swavd/swavd/train"
 )
 
@@ -86,5 +90,87 @@ func TestBaseIsSentToDevicesThatAskAndCheckedThere(t *testing.T) {
 	e.srv.sendBase("cam-2")
 	if d := device(t, e.srv, "cam-2"); !strings.Contains(d.BaseError, "did not ask") || len(own.loaded) != 0 {
 		t.Fatalf("unasked base: %+v, %d loads", d.BaseError, len(own.loaded))
+	}
+}
+
+// The codebook over devices on the base: fleet clusters, the device that
+// is not on the base left out with the reason, labels that travel, and the
+// centres as safetensors.
+func TestCodebookOverDevicesOnTheBase(t *testing.T) {
+	e := startFleet(t, Options{CodebookClusters: 16}) // the fake prototypes point along 16 axes
+	h := e.srv.Handler()
+	get := func(path string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec
+	}
+	if rec := get("/v1/codebook/prototypes"); rec.Code != http.StatusNotFound {
+		t.Fatalf("codebook without a base: %d", rec.Code)
+	}
+	baseB := testBase(t)
+	b, err := e.srv.SetBase(context.Background(), baseB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := config.Load(config.Options{Preset: "tiny"})
+	k, d := cfg.Model.Prototypes, cfg.Model.ProjDim
+	for i, id := range []string{"cam-1", "cam-2", "cam-3"} {
+		e.issue(t, id)
+		src := &fakeDevice{id: id, step: 10 + i, k: k, d: d, base: b.Digest}
+		if id == "cam-3" {
+			src.base = "" // its own random start
+		}
+		src.counts = 5
+		e.link(t, src)
+		waitUntil(t, id+" pulled", func() bool { dv := device(t, e.srv, id); return dv != nil && dv.Digest != "" })
+	}
+	var cb struct {
+		Digest   string
+		Clusters []struct {
+			ID      int
+			Label   string
+			Devices int
+		}
+		Devices []struct {
+			Device  string
+			Aligned bool
+			Reason  string
+			Drift   float64
+		}
+	}
+	rec := get("/v1/codebook")
+	if err := json.Unmarshal(rec.Body.Bytes(), &cb); err != nil || len(cb.Clusters) == 0 || len(cb.Devices) != 3 {
+		t.Fatalf("codebook: %v %s", err, rec.Body)
+	}
+	for _, dv := range cb.Devices {
+		if aligned := dv.Device != "cam-3"; dv.Aligned != aligned || (!aligned && !strings.Contains(dv.Reason, "own random weights")) {
+			t.Errorf("%+v", dv)
+		}
+		if dv.Aligned && dv.Drift < 0.99 {
+			t.Errorf("%s: drift %v (its prototypes are the fleet's clusters)", dv.Device, dv.Drift)
+		}
+	}
+	// cam-1 and cam-2 hold the same prototypes: every fleet cluster has both.
+	if cb.Clusters[0].Devices != 2 {
+		t.Errorf("fleet cluster %+v", cb.Clusters[0])
+	}
+	id := cb.Clusters[0].ID
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPut, fmt.Sprintf("/v1/codebook/labels/%d", id), strings.NewReader(`{"name":"forklift"}`)))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("label: %d %s", rec.Code, rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPut, "/v1/codebook/labels/9999", strings.NewReader(`{"name":"x"}`)))
+	if rec.Code != http.StatusNotFound {
+		t.Fatalf("label of no cluster: %d", rec.Code)
+	}
+	json.Unmarshal(get("/v1/codebook").Body.Bytes(), &cb)
+	if cb.Clusters[0].ID != id || cb.Clusters[0].Label != "forklift" {
+		t.Fatalf("label did not travel: %+v", cb.Clusters[0])
+	}
+	f, err := safetensors.Parse(get("/v1/codebook/prototypes").Body.Bytes())
+	if err != nil || f.Tensors["prototypes"].Shape[1] != d || f.Metadata["codebook"] != cb.Digest || !strings.Contains(f.Metadata["labels"], "forklift") {
+		t.Fatalf("codebook prototypes: %v %v", err, f)
 	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/swavd/swavd/fleet"
 	"github.com/swavd/swavd/fleet/certs"
+	"github.com/swavd/swavd/fleet/codebook"
 )
 
 // Options configure a fleet server.
@@ -45,6 +46,10 @@ type Options struct {
 	// MaxSnapshotBytes bounds a snapshot; also the embedded server's
 	// largest message.
 	MaxSnapshotBytes int
+	// CodebookClusters and CodebookMinCount shape the codebook
+	// (codebook.clusters, codebook.min_count).
+	CodebookClusters int
+	CodebookMinCount int64
 	// Name identifies this replica in pull claims.
 	Name string
 	Logf func(format string, args ...any)
@@ -68,6 +73,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxSnapshotBytes <= 0 {
 		o.MaxSnapshotBytes = 8 << 20
+	}
+	if o.CodebookClusters <= 0 {
+		o.CodebookClusters = 64
 	}
 	if o.Name == "" {
 		host, _ := os.Hostname()
@@ -94,11 +102,16 @@ type Server struct {
 	handled     map[string]int64 // device -> the round it was pulled in, by this replica or another
 	measured    int64            // the last round whose time was recorded
 	sendingBase map[string]bool  // devices a base is on its way to
-	storeErr    string           // last failure to store (a full disk), cleared by a success
-	storeErrT   time.Time
-	crlSeen     time.Time // the CRL's mtime when connections were last checked against it
-	stop        context.CancelFunc
-	wg          sync.WaitGroup
+
+	cbMu      sync.Mutex
+	cb        *codebook.Codebook         // the last codebook built
+	cbKey     []byte                     // what it was built from
+	snapCache map[string]*fleet.Snapshot // parsed newest snapshots, by digest
+	storeErr  string                     // last failure to store (a full disk), cleared by a success
+	storeErrT time.Time
+	crlSeen   time.Time // the CRL's mtime when connections were last checked against it
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 // Start brings the fleet server up: NATS (embedded or dialled), the

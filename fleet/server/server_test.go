@@ -53,7 +53,7 @@ func (f *fakeDevice) Snapshot() (*fleet.Snapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.k > 0 {
-		return sizedSnapshot(f.id, f.step, f.counts, f.k, f.d), nil
+		return baseSnapshot(f.id, f.step, f.counts, f.k, f.d, f.base), nil
 	}
 	return testSnapshot(f.id, f.step, f.counts), nil
 }
@@ -63,8 +63,12 @@ func testSnapshot(id string, step int, counts int64) *fleet.Snapshot {
 }
 
 func sizedSnapshot(id string, step int, counts int64, k, d int) *fleet.Snapshot {
+	return baseSnapshot(id, step, counts, k, d, "")
+}
+
+func baseSnapshot(id string, step int, counts int64, k, d int, base string) *fleet.Snapshot {
 	s := &fleet.Snapshot{Meta: fleet.SnapshotMeta{Device: id, Step: step, Preset: "tiny", Arch: "{}", Version: "test",
-		TakenAt: time.Unix(int64(step), 0).UTC(), K: k, D: d}}
+		TakenAt: time.Unix(int64(step), 0).UTC(), K: k, D: d, Base: base}}
 	s.Prototypes = make([]float32, k*d)
 	s.Counts, s.Recent = make([]int64, k), make([]int64, k)
 	for i := 0; i < k; i++ {
