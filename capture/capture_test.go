@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/binary"
 	"image"
 	"image/color"
@@ -186,4 +187,40 @@ func FuzzDecodePNM(f *testing.F) {
 			}
 		}
 	})
+}
+
+// idx:PREFIX?labels=... keeps the images of those classes, loaded or streamed.
+func TestIDXLabelFilter(t *testing.T) {
+	const prefix = "/usr/share/datasets/fashion-mnist/t10k"
+	if _, err := os.Stat(prefix + "-images-idx3-ubyte.gz"); err != nil {
+		t.Skipf("Fashion-MNIST not installed (make deps): %v", err)
+	}
+	ds, err := Open("idx:"+prefix+"?labels=3,6", 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds.Images) != 50 {
+		t.Fatalf("%d images", len(ds.Images))
+	}
+	for _, im := range ds.Images {
+		if im.Label != 3 && im.Label != 6 {
+			t.Fatalf("label %d kept", im.Label)
+		}
+	}
+	src, err := OpenStream("idx:"+prefix+"?labels=9", StreamOptions{FPS: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	for i := 0; i < 20; i++ {
+		im, err := src.Next(context.Background())
+		if err != nil || im.Label != 9 {
+			t.Fatalf("frame %d: label %v, %v", i, im, err)
+		}
+	}
+	for _, bad := range []string{"?labels=", "?labels=x", "?label=1", "?labels=300"} {
+		if _, err := Open("idx:"+prefix+bad, 1); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
 }

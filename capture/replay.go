@@ -8,20 +8,30 @@ import (
 // Replays stream recorded frames from disk one at a time and loop, so a
 // replay of a large set costs one frame of memory, not the whole set.
 
-// idxReplay streams an IDX image set (and its labels, if any).
+// idxReplay streams an IDX image set (and its labels, if any), keeping
+// only the labels in keep when that is set.
 type idxReplay struct {
 	imgPath, lblPath string
 	img, lbl         io.Reader
 	closers          []func() error
 	w, h, n, i       int
+	keep             map[int]bool
+	kept             int // images kept in this pass
 }
 
-func newIDXReplay(prefix string) (*idxReplay, error) {
+func newIDXReplay(spec string) (*idxReplay, error) {
+	prefix, keep, err := parseIDXSpec(spec)
+	if err != nil {
+		return nil, err
+	}
 	img, lbl, err := idxPaths(prefix)
 	if err != nil {
 		return nil, err
 	}
-	r := &idxReplay{imgPath: img, lblPath: lbl}
+	if keep != nil && lbl == "" {
+		return nil, fmt.Errorf("capture: idx:%s: labels= needs the set's labels file", spec)
+	}
+	r := &idxReplay{imgPath: img, lblPath: lbl, keep: keep}
 	if err := r.open(); err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
 	}
@@ -60,10 +70,26 @@ func (r *idxReplay) open() error {
 }
 
 func (r *idxReplay) next() (*Image, error) {
+	for {
+		im, err := r.read()
+		if err != nil || r.keep == nil || r.keep[im.Label] {
+			if err == nil {
+				r.kept++
+			}
+			return im, err
+		}
+		if r.i == r.n && r.kept == 0 {
+			return nil, fmt.Errorf("%s: no image has the labels asked for", r.lblPath)
+		}
+	}
+}
+
+func (r *idxReplay) read() (*Image, error) {
 	if r.img == nil || r.i == r.n {
 		if err := r.open(); err != nil {
 			return nil, err
 		}
+		r.kept = 0
 	}
 	im := &Image{W: r.w, H: r.h, C: 1, Pix: make([]uint8, r.w*r.h), Label: -1}
 	if _, err := io.ReadFull(r.img, im.Pix); err != nil {
