@@ -181,3 +181,37 @@ func (a *Assigner) tensor(name string, t compute.Tensor) safetensors.Tensor {
 	a.be.Download(data, t)
 	return safetensors.Tensor{Name: name, Shape: t.Shape(), Data: data}
 }
+
+// LoadWeights takes the model's inference tensors from a snapshot's
+// "model.NAME" tensors (what Weights(true) gives), as weights of step.
+func (a *Assigner) LoadWeights(tensors []safetensors.Tensor, step int) error {
+	byName := map[string]safetensors.Tensor{}
+	for _, t := range tensors {
+		byName[t.Name] = t
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	type target struct {
+		name string
+		t    compute.Tensor
+	}
+	var targets []target
+	for _, p := range a.m.Params() {
+		targets = append(targets, target{"model." + p.Name, p.W})
+	}
+	names, bufs := a.m.Buffers()
+	for i, b := range bufs {
+		targets = append(targets, target{"model." + names[i], b})
+	}
+	for _, tg := range targets {
+		src, ok := byName[tg.name]
+		if !ok || len(src.Data) != tg.t.Len() {
+			return fmt.Errorf("weights: %s missing or of another shape (%v)", tg.name, src.Shape)
+		}
+	}
+	for _, tg := range targets {
+		a.be.Upload(tg.t, byName[tg.name].Data)
+	}
+	a.step = step
+	return nil
+}

@@ -83,3 +83,38 @@ func TestFleetSnapshotSharesOnlyWhatIsConfigured(t *testing.T) {
 		t.Fatalf("the full snapshot does not parse: %v", err)
 	}
 }
+
+// A snapshot's model tensors load back into an assigner: it then assigns
+// exactly as the device did.
+func TestAssignerLoadsSharedWeights(t *testing.T) {
+	cfg := testConfig(t)
+	s := startDaemon(t, cfg, Options{})
+	ctx := context.Background()
+	waitFor(t, "training steps", func() bool { st, err := s.client.Status(ctx); return err == nil && st.Training.ModelStep >= 4 })
+	s.stop(t) // the assigner's weights hold still
+	protos, weights, step := s.d.assign.Weights(true)
+	other, err := NewAssigner(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.LoadWeights(weights, step); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := other.Prototypes(); !slices.Equal(got, protos) || other.Step() != step {
+		t.Fatal("prototypes differ after loading the weights")
+	}
+	src := patternSource(t, 1000)
+	for i := 0; i < 20; i++ {
+		im, _ := src.Next(ctx)
+		im = fitFrame(im, cfg.Input.Size, cfg.Input.Channels)
+		c1, p1, _, _ := s.d.assign.Assign(im, nil)
+		c2, p2, _, _ := other.Assign(im, nil)
+		if c1 != c2 || p1 != p2 {
+			t.Fatalf("frame %d: device cluster %d (%v), loaded %d (%v)", i, c1, p1, c2, p2)
+		}
+	}
+	if err := other.LoadWeights(weights[1:], step); err == nil {
+		t.Fatal("weights with a tensor missing were loaded")
+	}
+}

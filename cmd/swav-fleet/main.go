@@ -13,6 +13,7 @@
 //	swav-fleet base [set CHECKPOINT_DIR]             the fleet's base model: show it, or publish a swavd train checkpoint
 //	swav-fleet codebook [--json]                     fleet clusters, their members, each device's alignment and drift
 //	swav-fleet label FLEET_CLUSTER NAME              name a fleet cluster ("" removes the name)
+//	swav-fleet evaluate DEVICE=LABELS...             score the codebook on labelled images (devices sharing their model)
 package main
 
 import (
@@ -58,6 +59,7 @@ const usage = `usage: swav-fleet COMMAND
   base [set CHECKPOINT_DIR] [--server URL]
   codebook [--json] [--server URL]
   label FLEET_CLUSTER NAME [--server URL]
+  evaluate [--test idx:PREFIX] [--force-merge] [--json] DEVICE=LABEL,... ...
   version`
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -73,6 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serveCmd(args[1:], stderr)
 	case "devices", "pull", "get", "base", "codebook", "label":
 		err = clientCmd(args[0], args[1:], stdout)
+	case "evaluate":
+		err = evaluateCmd(args[1:], stdout)
 	case "version":
 		fmt.Fprintln(stdout, "swav-fleet", version)
 	default:
