@@ -13,9 +13,11 @@ RUNDIR  ?= run
 # the EGL context); EGL/GL/GLES headers and Mesa (llvmpipe) so the GL
 # backend builds everywhere and its tests run without a GPU; Fashion-MNIST
 # for the default replay source and the tests; systemd for
-# `systemd-analyze verify` of the unit files in the tests.
+# `systemd-analyze verify` of the unit files in the tests; chromium, the
+# headless browser the fleet page's test loads it in; python3 for the
+# codebook experiment script.
 DEB_PACKAGES := gcc libc6-dev pkg-config libegl-dev libgl-dev libgles-dev libegl-mesa0 libgl1-mesa-dri \
-	dataset-fashion-mnist systemd
+	dataset-fashion-mnist systemd chromium python3
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

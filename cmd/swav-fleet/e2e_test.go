@@ -190,6 +190,36 @@ func TestFleetEndToEnd(t *testing.T) {
 	if out := mustRun(t, bins["swav-fleet"], "devices", "--server", c.base); !strings.Contains(out, "cam-c") || !strings.Contains(out, "cam-a") {
 		t.Fatalf("devices:\n%s", out)
 	}
+
+	// The fleet page in a real browser: it loads and shows every device; its
+	// screenshot goes to out/fleet-page.png.
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium not found (make deps installs Debian's): %v", err)
+	}
+	browse := func(args ...string) []byte {
+		args = append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,800"}, args...)
+		out, err := exec.Command(chromium, append(args, c.base+"/")...).Output()
+		if err != nil {
+			t.Fatalf("chromium %v: %v", args, err)
+		}
+		return out
+	}
+	dom := string(browse("--dump-dom"))
+	for _, id := range devices {
+		if !strings.Contains(dom, "<td>"+id+"</td>") {
+			t.Errorf("the page in chromium does not show %s:\n%s", id, dom)
+		}
+	}
+	outDir, _ := filepath.Abs("../../out")
+	os.MkdirAll(outDir, 0o755)
+	shot := filepath.Join(outDir, "fleet-page.png")
+	os.Remove(shot)
+	browse("--screenshot=" + shot)
+	if fi, err := os.Stat(shot); err != nil || fi.Size() < 1000 {
+		t.Fatalf("no screenshot: %v", err)
+	}
+	t.Logf("the fleet page as chromium shows it: %s", shot)
 }
 
 type device struct {

@@ -11,7 +11,7 @@
 //	swav-fleet pull ID | --all                       pull one device, or every online one, now
 //	swav-fleet get ID -o FILE                        a device's newest snapshot
 //	swav-fleet base [set CHECKPOINT_DIR]             the fleet's base model: show it, or publish a swavd train checkpoint
-//	swav-fleet codebook [--json]                     fleet clusters, their members, each device's alignment and drift
+//	swav-fleet codebook [--json] [--mosaic F.png]    fleet clusters, their members, each device's alignment and drift
 //	swav-fleet label FLEET_CLUSTER NAME              name a fleet cluster ("" removes the name)
 //	swav-fleet evaluate DEVICE=LABELS...             score the codebook on labelled images (devices sharing their model)
 package main
@@ -57,7 +57,7 @@ const usage = `usage: swav-fleet COMMAND
   pull ID|--all [--server URL]
   get ID -o FILE [--server URL]
   base [set CHECKPOINT_DIR] [--server URL]
-  codebook [--json] [--server URL]
+  codebook [--json] [--mosaic FILE.png] [--server URL]
   label FLEET_CLUSTER NAME [--server URL]
   evaluate [--test idx:PREFIX] [--force-merge] [--json] DEVICE=LABEL,... ...
   version`
@@ -205,6 +205,7 @@ func clientCmd(cmd string, args []string, stdout io.Writer) error {
 	base := fs.String("server", envOr("SWAV_FLEET_SERVER", "http://127.0.0.1:8470"), "the fleet server's HTTP API")
 	asJSON := fs.Bool("json", false, "print JSON")
 	all := fs.Bool("all", false, "pull: every online device, now")
+	mosaic := fs.String("mosaic", "", "codebook: write a PNG with a row of exemplars per fleet cluster")
 	out := fs.StringP("output", "o", "", "get: file to write")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -258,6 +259,16 @@ func clientCmd(cmd string, args []string, stdout io.Writer) error {
 			}
 		}
 		return err
+	case cmd == "codebook" && len(rest) == 0 && *mosaic != "":
+		b, err := c.get("/v1/codebook/mosaic.png")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*mosaic, b, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "mosaic written to %s\n", *mosaic)
+		return nil
 	case cmd == "codebook" && len(rest) == 0:
 		var cb codebook.Codebook
 		if err := c.getJSON("/v1/codebook", &cb); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -116,7 +117,7 @@ func TestCodebookOverDevicesOnTheBase(t *testing.T) {
 	k, d := cfg.Model.Prototypes, cfg.Model.ProjDim
 	for i, id := range []string{"cam-1", "cam-2", "cam-3"} {
 		e.issue(t, id)
-		src := &fakeDevice{id: id, step: 10 + i, k: k, d: d, base: b.Digest}
+		src := &fakeDevice{id: id, step: 10 + i, k: k, d: d, base: b.Digest, exemplars: i == 0}
 		if id == "cam-3" {
 			src.base = "" // its own random start
 		}
@@ -172,5 +173,21 @@ func TestCodebookOverDevicesOnTheBase(t *testing.T) {
 	f, err := safetensors.Parse(get("/v1/codebook/prototypes").Body.Bytes())
 	if err != nil || f.Tensors["prototypes"].Shape[1] != d || f.Metadata["codebook"] != cb.Digest || !strings.Contains(f.Metadata["labels"], "forklift") {
 		t.Fatalf("codebook prototypes: %v %v", err, f)
+	}
+	// The page: every device, its base, the clusters with cam-1's thumbnails.
+	html := get("/")
+	body := html.Body.String()
+	for _, want := range []string{"cam-1", "cam-2", "cam-3", "fleet base", "forklift", "data:image/png;base64,", "own random weights"} {
+		if html.Code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("the fleet page lacks %q (%d)", want, html.Code)
+		}
+	}
+	if strings.Contains(body, "<script") {
+		t.Error("the page has a script")
+	}
+	mosaic := get("/v1/codebook/mosaic.png")
+	im, err := png.Decode(mosaic.Body)
+	if err != nil || im.Bounds().Dy() < len(cb.Clusters)*64 {
+		t.Fatalf("mosaic: %v %v", err, im)
 	}
 }

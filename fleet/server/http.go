@@ -80,6 +80,8 @@ func (s *Server) Handler() http.Handler {
 	handle("GET /v1/devices/{id}", s.handleDevice)
 	handle("POST /v1/devices/{id}/pull", s.handlePull)
 	handle("GET /v1/snapshots/{digest}", s.handleSnapshot)
+	handle("GET /{$}", s.handlePage)
+	handle("GET /v1/codebook/mosaic.png", s.handleMosaic)
 	handle("GET /v1/codebook", s.handleCodebook)
 	handle("GET /v1/codebook/prototypes", s.handleCodebookPrototypes)
 	handle("PUT /v1/codebook/labels/{id}", s.handleLabel)
@@ -91,7 +93,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	handle("/", func(w http.ResponseWriter, r *http.Request) error {
-		return errorf(http.StatusNotFound, "no endpoint %s %s (have GET /v1/devices, /v1/devices/{id}, /v1/snapshots/{sha256}, /v1/base, /v1/codebook, /v1/codebook/prototypes, /metrics; POST /v1/devices/{id}/pull, /v1/pull, /v1/base; PUT /v1/codebook/labels/{id})", r.Method, r.URL.Path)
+		return errorf(http.StatusNotFound, "no endpoint %s %s (have GET / (the fleet page), /v1/devices, /v1/devices/{id}, /v1/snapshots/{sha256}, /v1/base, /v1/codebook, /v1/codebook/prototypes, /v1/codebook/mosaic.png, /metrics; POST /v1/devices/{id}/pull, /v1/pull, /v1/base; PUT /v1/codebook/labels/{id})", r.Method, r.URL.Path)
 	})
 	return mux
 }

@@ -31,6 +31,8 @@ type fakeDevice struct {
 	base   string
 	wants  bool
 	loaded [][]byte
+	// exemplars: share a thumbnail per used cluster (grey level = cluster)
+	exemplars bool
 }
 
 func (f *fakeDevice) Base() (string, bool) { f.mu.Lock(); defer f.mu.Unlock(); return f.base, f.wants }
@@ -53,7 +55,17 @@ func (f *fakeDevice) Snapshot() (*fleet.Snapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.k > 0 {
-		return baseSnapshot(f.id, f.step, f.counts, f.k, f.d, f.base), nil
+		s := baseSnapshot(f.id, f.step, f.counts, f.k, f.d, f.base)
+		if f.exemplars {
+			n := fleet.ExemplarSize * fleet.ExemplarSize
+			s.Exemplars, s.ExemplarChannels = make([]uint8, f.k*n), 1
+			for k := 0; k < f.k; k++ {
+				for i := 0; i < n; i++ {
+					s.Exemplars[k*n+i] = uint8(8 * k)
+				}
+			}
+		}
+		return s, nil
 	}
 	return testSnapshot(f.id, f.step, f.counts), nil
 }
