@@ -49,7 +49,7 @@ device() {
   rm -rf "${OUT:?}/$id"
   SWAVD_SEED=$seed SWAVD_DAEMON_FPS=30 SWAVD_DAEMON_CHECKPOINT_STEPS=0 SWAVD_DAEMON_CHECKPOINT_INTERVAL=0 \
   SWAVD_FLEET_URL=tls://$NATS SWAVD_FLEET_DEVICE_ID=$id SWAVD_FLEET_CA=$CERTS/ca.pem \
-  SWAVD_FLEET_CERT=$CERTS/$id.pem SWAVD_FLEET_KEY=$CERTS/$id-key.pem SWAVD_FLEET_SHARE=model \
+  SWAVD_FLEET_CERT=$CERTS/$id.pem SWAVD_FLEET_KEY=$CERTS/$id-key.pem SWAVD_FLEET_SHARE=model SWAVD_FLEET_SHARE_EXEMPLARS=true \
   SWAVD_FLEET_BASE=$base SWAVD_FLEET_ANNOUNCE_EVERY=2s SWAVD_FLEET_SNAPSHOT_EVERY=0s \
     $BIN/swavd run --preset "$PRESET" --source "idx:$DATA/train?labels=$labels" \
     --socket "$OUT/$id.sock" --state-dir "$OUT/$id" > "$OUT/$id.log" 2>&1 &
@@ -92,6 +92,11 @@ wait_stopped
 
 log "5. the codebook, and the test images of each device's classes through it"
 $BIN/swav-fleet codebook > "$OUT/codebook.txt"
+$BIN/swav-fleet codebook --mosaic "$OUT/mosaic.png" > /dev/null
+if command -v chromium > /dev/null; then
+  chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,2400 \
+    --screenshot="$PWD/$OUT/fleet-page.png" "$SWAV_FLEET_SERVER/" 2> /dev/null || true
+fi
 $BIN/swav-fleet evaluate --test "idx:$DATA/t10k" base-a=0,1,2,3 base-b=3,4,5,6 base-c=6,7,8,9 | tee -a "$OUT/results.txt"
 $BIN/swav-fleet evaluate --json --test "idx:$DATA/t10k" base-a=0,1,2,3 base-b=3,4,5,6 base-c=6,7,8,9 > "$OUT/base.json"
 $BIN/swav-fleet evaluate --force-merge --test "idx:$DATA/t10k" rand-a=0,1,2,3 rand-b=3,4,5,6 rand-c=6,7,8,9 | tee -a "$OUT/results.txt"
@@ -99,4 +104,4 @@ $BIN/swav-fleet evaluate --force-merge --json --test "idx:$DATA/t10k" rand-a=0,1
 log "   with 16 fleet clusters instead of codebook.clusters:"
 $BIN/swav-fleet evaluate --clusters 16 --test "idx:$DATA/t10k" base-a=0,1,2,3 base-b=3,4,5,6 base-c=6,7,8,9 | tee -a "$OUT/results.txt"
 $BIN/swav-fleet evaluate --clusters 16 --force-merge --test "idx:$DATA/t10k" rand-a=0,1,2,3 rand-b=3,4,5,6 rand-c=6,7,8,9 | tee -a "$OUT/results.txt"
-log "done: $OUT/results.txt, codebook.txt, base.json, random.json"
+log "done: $OUT/results.txt, codebook.txt, base.json, random.json, mosaic.png, fleet-page.png"
