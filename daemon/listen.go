@@ -16,7 +16,8 @@ import (
 // Listen opens the API socket. "fd://" takes the socket systemd passed
 // (socket activation). Otherwise a Unix socket is created at path with
 // mode 0660 and, when group is set, that group; a leftover socket file is
-// replaced only if nothing answers on it.
+// replaced only if nothing answers on it, and anything that is not a
+// socket (a file, a directory, a link) is never replaced.
 func Listen(path, group string) (net.Listener, error) {
 	if path == "fd://" {
 		ls, err := activation.Listeners()
@@ -31,7 +32,10 @@ func Listen(path, group string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("socket: %w", err)
 	}
-	if _, err := os.Lstat(path); err == nil {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("socket: %s exists and is not a socket (%s); refusing to replace it", path, fi.Mode().Type())
+		}
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			c.Close()
 			return nil, fmt.Errorf("socket: %s: another swavd is serving there", path)

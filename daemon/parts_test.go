@@ -6,6 +6,10 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,4 +157,42 @@ func TestSoftmax(t *testing.T) {
 	if c != 1 || math.Abs(conf-1/sum) > 1e-6 || math.Abs(float64(p[0])-e[0]/sum) > 1e-6 {
 		t.Fatalf("softmax: %d %v %v", c, conf, p)
 	}
+}
+
+// --socket naming an existing file, directory or link must not remove it
+// (before, a regular file there was deleted).
+func TestListenRefusesWhatIsNotASocket(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "precious.txt")
+	os.WriteFile(file, []byte("keep me"), 0o644)
+	link := filepath.Join(dir, "link")
+	os.Symlink(file, link)
+	sub := filepath.Join(dir, "sub")
+	os.Mkdir(sub, 0o755)
+	for _, p := range []string{file, link, sub} {
+		if ln, err := Listen(p, ""); err == nil || !strings.Contains(err.Error(), "not a socket") {
+			if ln != nil {
+				ln.Close()
+			}
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	if b, err := os.ReadFile(file); err != nil || string(b) != "keep me" {
+		t.Fatalf("the file was touched: %v", err)
+	}
+	if _, err := os.Lstat(link); err != nil {
+		t.Fatalf("the link was removed: %v", err)
+	}
+	// A stale socket (nothing serving) is still replaced.
+	stale := filepath.Join(dir, "stale.sock")
+	ln, err := Listen(stale, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	if ln, err = Listen(stale, ""); err != nil {
+		t.Fatalf("stale socket: %v", err)
+	}
+	ln.Close()
 }
