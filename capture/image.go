@@ -1,6 +1,6 @@
-// Package capture provides frame sources: replays of IDX data sets and
-// directories of images (and, later, V4L2 cameras). It knows nothing of
-// models.
+// Package capture provides frame sources: V4L2 cameras, replays of IDX
+// data sets and directories of images, and a test pattern, with the MJPEG
+// and YUYV decoding cameras need. It knows nothing of models.
 package capture
 
 import "fmt"

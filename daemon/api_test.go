@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/swavd/swavd/api"
 	"github.com/swavd/swavd/capture"
@@ -158,36 +159,37 @@ func rawRequest(t *testing.T, socket, method, path string, body []byte) (int, ap
 // Writes are refused for a peer that is not root, not swavd's user and not
 // in the group; allowed for a member.
 func TestWritesNeedRootOrTheGroup(t *testing.T) {
-	cfg := testConfig(t)
-	d, err := New(Options{Config: cfg, Backend: cpu.New(), Source: patternSource(t, 10), Version: "test"})
+	post := func(h http.Handler, pc peerCred) (int, string) {
+		req := httptest.NewRequest("POST", "/v1/checkpoint", nil)
+		ctx, cancel := context.WithTimeout(context.WithValue(req.Context(), credKey{}, pc), 60*time.Second)
+		defer cancel()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req.WithContext(ctx))
+		return rec.Code, rec.Body.String()
+	}
+	stranger := peerCred{uid: 4242, gid: 4242, ok: true}
+	noGroup := testConfig(t)
+	d, err := New(Options{Config: noGroup, Backend: cpu.New(), Source: patternSource(t, 10), Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	h := d.Handler()
-	post := func(pc peerCred) (int, string) {
-		req := httptest.NewRequest("POST", "/v1/checkpoint", nil)
-		req = req.WithContext(context.WithValue(req.Context(), credKey{}, pc))
-		rec := httptest.NewRecorder()
-		done := make(chan struct{})
-		ctx, cancel := context.WithCancel(req.Context())
-		go func() { h.ServeHTTP(rec, req.WithContext(ctx)); close(done) }()
-		cancel() // nothing serves checkpoints here: an allowed request ends when cancelled
-		<-done
-		return rec.Code, rec.Body.String()
-	}
-	stranger := peerCred{uid: 4242, gid: 4242, ok: true}
-	if code, body := post(stranger); code != 403 || !strings.Contains(body, "uid 4242") {
+	if code, body := post(d.Handler(), stranger); code != 403 || !strings.Contains(body, "uid 4242") {
 		t.Fatalf("stranger without a group configured: %d %s", code, body)
 	}
+	// A running daemon with a writer group: the group's member gets the
+	// checkpoint (exactly 200), the others 403.
+	cfg := testConfig(t)
 	cfg.Daemon.SocketGroup = "root"
-	if code, body := post(stranger); code != 403 || !strings.Contains(body, "not in group root") {
+	s := startDaemon(t, cfg, Options{})
+	h := s.d.Handler()
+	if code, body := post(h, stranger); code != 403 || !strings.Contains(body, "not in group root") {
 		t.Fatalf("stranger outside the group: %d %s", code, body)
 	}
-	if code, body := post(peerCred{uid: 4242, gid: 0, ok: true}); code == 403 {
-		t.Fatalf("member of the group refused: %s", body)
+	if code, body := post(h, peerCred{uid: 4242, gid: 0, ok: true}); code != http.StatusOK || !strings.Contains(body, `"checkpoint"`) {
+		t.Fatalf("member of the group: %d %s, want 200 and the checkpoint", code, body)
 	}
-	if code, _ := post(peerCred{}); code != 403 {
+	if code, _ := post(h, peerCred{}); code != 403 {
 		t.Fatalf("unknown credentials allowed: %d", code)
 	}
 	// Reads need no group.

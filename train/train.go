@@ -1,6 +1,6 @@
 // Package train runs the training loop: sample a batch of images, build
 // their multi-crop views, take a SwAV step, repeat. The train and bench
-// commands use it, and so will the daemon's trainer.
+// commands and the daemon's trainer use it.
 package train
 
 import (

@@ -1,8 +1,9 @@
 // Package cpu is the reference backend: float32 tensors in host memory on
-// gorgonia.org/tensor, matrix products on gonum's SGEMM (the same routine
-// gorgonia's MatMul calls, here called directly so that transposes and
-// strided outputs cost no copies), and hand-written loops, split over all
-// cores, for the memory-bound operations.
+// gorgonia.org/tensor, matrix products (and convolutions lowered to them)
+// on a packed, cache-blocked SGEMM in C (sgemm.c; AVX-512, AVX2+FMA or
+// generic chosen at run time; gonum's SGEMM only in builds without cgo),
+// and hand-written loops, split over all cores, for the memory-bound
+// operations.
 package cpu
 
 import (
