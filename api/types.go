@@ -24,6 +24,16 @@ type Status struct {
 	CheckpointError string `json:"checkpoint_error,omitempty"`
 	// Fleet is the link to the fleet server; State "off" when none is configured.
 	Fleet FleetLink `json:"fleet"`
+	// Events are the /v1/events streams.
+	Events Events `json:"events"`
+}
+
+// Events are the open event streams and the assignments lost to readers
+// too slow to keep up (a slow reader loses events rather than slowing the
+// daemon).
+type Events struct {
+	Subscribers int    `json:"subscribers"`
+	Lost        uint64 `json:"lost"`
 }
 
 // FleetLink is the device's link to its fleet server.

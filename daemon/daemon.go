@@ -545,6 +545,7 @@ func (d *Daemon) Status() api.Status {
 	s.Training.ModelStep = d.assign.Step()
 	s.Clusters = d.stats.Usage()
 	s.Fleet = d.fleetStatus()
+	s.Events = d.events.stats()
 	return s
 }
 

@@ -53,6 +53,13 @@ func (b *broadcaster) publish(a api.Assignment) {
 	}
 }
 
+// stats are the open streams and the events lost to slow readers.
+func (b *broadcaster) stats() api.Events {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return api.Events{Subscribers: len(b.subs), Lost: b.lost}
+}
+
 // close ends every stream.
 func (b *broadcaster) close() {
 	b.mu.Lock()

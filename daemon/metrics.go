@@ -36,6 +36,8 @@ func (d *Daemon) handleMetrics(w http.ResponseWriter, r *http.Request) error {
 	if s.LastCheckpoint != nil {
 		metric("checkpoint_last_step", "gauge", "Step of the last checkpoint written.", float64(s.LastCheckpoint.Step))
 	}
+	metric("events_subscribers", "gauge", "Open /v1/events streams.", float64(s.Events.Subscribers))
+	metric("events_lost_total", "counter", "Assignment events lost to event-stream readers too slow to keep up.", float64(s.Events.Lost))
 	fl := s.Fleet
 	connected := 0.0
 	if fl.State == "connected" {

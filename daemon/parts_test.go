@@ -7,13 +7,16 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/swavd/swavd/api"
 	"github.com/swavd/swavd/capture"
+	"github.com/swavd/swavd/compute/cpu"
 )
 
 func gray(size int, v uint8, label int) *capture.Image {
@@ -195,4 +198,27 @@ func TestListenRefusesWhatIsNotASocket(t *testing.T) {
 		t.Fatalf("stale socket: %v", err)
 	}
 	ln.Close()
+}
+
+// Events a slow reader loses are counted in status and metrics.
+func TestLostEventsAreShown(t *testing.T) {
+	cfg := testConfig(t)
+	d, err := New(Options{Config: cfg, Backend: cpu.New(), Source: patternSource(t, 10), Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ch, _ := d.events.subscribe() // never read
+	defer d.events.unsubscribe(ch)
+	for i := 0; i < cap(ch)+44; i++ {
+		d.events.publish(api.Assignment{Seq: uint64(i)})
+	}
+	if ev := d.Status().Events; ev.Subscribers != 1 || ev.Lost != 44 {
+		t.Fatalf("status events %+v, want 1 stream and 44 lost", ev)
+	}
+	rec := httptest.NewRecorder()
+	d.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/v1/metrics", nil))
+	if !strings.Contains(rec.Body.String(), "swavd_events_lost_total 44\n") {
+		t.Fatalf("metrics:\n%s", rec.Body)
+	}
 }

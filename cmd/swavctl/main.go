@@ -154,6 +154,9 @@ func (c *cli) status(ctx context.Context) error {
 	if s.CheckpointError != "" {
 		fmt.Fprintf(w, "\tlast checkpoint failed: %s\n", s.CheckpointError)
 	}
+	if ev := s.Events; ev.Subscribers > 0 || ev.Lost > 0 {
+		fmt.Fprintf(w, "events\t%d streams open, %d events lost to slow readers\n", ev.Subscribers, ev.Lost)
+	}
 	fl := s.Fleet
 	switch fl.State {
 	case "", "off":
