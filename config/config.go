@@ -200,10 +200,12 @@ func Load(o Options) (*Config, error) {
 		v.SetDefault(k, base.Get(k))
 	}
 	v.SetDefault("preset", preset)
+	var unknown []error // every unknown key, from every source, reported at once
 	if file != nil {
 		for _, k := range file.AllKeys() {
 			if !known[k] {
-				return nil, fmt.Errorf("config: %s: unknown key %q", o.File, k)
+				unknown = append(unknown, fmt.Errorf("%s: unknown key %q", o.File, k))
+				continue
 			}
 			v.Set(k, file.Get(k))
 		}
@@ -222,13 +224,15 @@ func Load(o Options) (*Config, error) {
 			continue
 		}
 		if !ok {
-			return nil, fmt.Errorf("config: environment variable %s names no config key", name)
+			unknown = append(unknown, fmt.Errorf("environment variable %s names no config key", name))
+			continue
 		}
 		v.Set(k, val)
 	}
 	for k, f := range o.Flags {
 		if !known[k] {
-			return nil, fmt.Errorf("config: flag --%s names unknown key %q", f.Name, k)
+			unknown = append(unknown, fmt.Errorf("flag --%s names unknown key %q", f.Name, k))
+			continue
 		}
 		if f.Changed {
 			v.Set(k, f.Value.String())
@@ -241,9 +245,10 @@ func Load(o Options) (*Config, error) {
 		splitLists,
 	))
 	if err := v.Unmarshal(&c, dec, func(dc *mapstructure.DecoderConfig) { dc.ErrorUnused = true }); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, joinErrors(append(unknown, err))
 	}
-	if err := c.Validate(); err != nil {
+	// Unknown keys and values out of range, all in one message.
+	if err := joinErrors(append(unknown, c.problems()...)); err != nil {
 		return nil, err
 	}
 	return &c, nil

@@ -104,3 +104,20 @@ func TestInstalledDefaultConfigLoads(t *testing.T) {
 		t.Fatalf("got preset %s source %s channels %d", c.Preset, c.Daemon.Source, c.Input.Channels)
 	}
 }
+
+// Every unknown key and every value out of range, from every source, in
+// one message (before, only the first).
+func TestEveryProblemReportedAtOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte("daemon:\n  fps: 0\n  batch: 1\n  ring_sise: 8\nmodel:\n  prototypes: 1\n"), 0o644)
+	_, err := Load(Options{File: path, Environ: []string{"SWAVD_DAEMON_FSP=3"}})
+	if err == nil {
+		t.Fatal("loaded")
+	}
+	for _, want := range []string{"5 problems", `unknown key "daemon.ring_sise"`, "SWAVD_DAEMON_FSP names no config key",
+		"daemon.fps = 0", "daemon.batch = 1", "model.prototypes = 1"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}

@@ -35,8 +35,11 @@ func oneOf(key, v string, allowed ...string) error {
 	return rangeErr(key, fmt.Sprintf("%q", v), "one of "+strings.Join(allowed, ", "))
 }
 
-// Validate checks every value against its allowed range.
-func (c *Config) Validate() error {
+// Validate checks every value against its allowed range and reports every
+// value out of range at once.
+func (c *Config) Validate() error { return joinErrors(c.problems()) }
+
+func (c *Config) problems() []error {
 	m, v, s, o, t := c.Model, c.Views, c.SwAV, c.Optim, c.Train
 	checks := []error{
 		intIn("input.size", c.Input.Size, 8, 4096),
@@ -112,12 +115,24 @@ func (c *Config) Validate() error {
 	if s.QueueLength > 0 && c.Daemon.Batch > 0 && s.QueueLength%c.Daemon.Batch != 0 {
 		checks = append(checks, rangeErr("daemon.batch", c.Daemon.Batch, fmt.Sprintf("a divisor of swav.queue_length (%d)", s.QueueLength)))
 	}
-	for _, err := range checks {
+	return checks
+}
+
+// joinErrors reports every error at once, one per line, or nil.
+func joinErrors(errs []error) error {
+	var bad []string
+	for _, err := range errs {
 		if err != nil {
-			return err
+			bad = append(bad, strings.TrimPrefix(err.Error(), "config: "))
 		}
 	}
-	return nil
+	switch len(bad) {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("config: %s", bad[0])
+	}
+	return fmt.Errorf("config: %d problems:\n  %s", len(bad), strings.Join(bad, "\n  "))
 }
 
 func durationIn(key string, v, lo, hi time.Duration) error {
