@@ -40,9 +40,12 @@ func openMaybeGzip(path string) (io.Reader, func() error, error) {
 	return zr, func() error { zr.Close(); return f.Close() }, nil
 }
 
+// ErrTruncated marks a file that ends before its header says it does.
+var ErrTruncated = errors.New("file is truncated")
+
 func errTruncated(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return errors.New("file is truncated")
+		return ErrTruncated
 	}
 	return err
 }

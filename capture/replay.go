@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"errors"
 	"fmt"
 	"io"
 )
@@ -94,7 +95,11 @@ func (r *idxReplay) read() (*Image, error) {
 	im := &Image{W: r.w, H: r.h, C: 1, Pix: make([]uint8, r.w*r.h), Label: -1}
 	if _, err := io.ReadFull(r.img, im.Pix); err != nil {
 		r.close()
-		return nil, fmt.Errorf("%s: image %d: %w", r.imgPath, r.i, errTruncated(err))
+		err = fmt.Errorf("%s: image %d of %d: %w", r.imgPath, r.i, r.n, errTruncated(err))
+		if errors.Is(err, ErrTruncated) { // counted as corrupt, and the replay starts over
+			err = fmt.Errorf("%w: %w", err, ErrCorrupt)
+		}
+		return nil, err
 	}
 	if r.lbl != nil {
 		var l [1]byte

@@ -417,3 +417,25 @@ func TestOpenStreamErrors(t *testing.T) {
 		}
 	}
 }
+
+// A replay whose file ends early is counted (corrupt, with the error) each
+// time it reaches the end, and starts over: before, it looped silently.
+func TestTruncatedReplayIsCounted(t *testing.T) {
+	path := t.TempDir() + "/set-images-idx3-ubyte"
+	full := idxBytes(5, 8, 8)
+	write(t, path, full[:len(full)-3*64]) // the header says 5 images; 2 are there
+	src, err := OpenStream("idx:"+path, StreamOptions{FPS: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	for i := 0; i < 6; i++ {
+		if _, err := src.Next(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := src.Status()
+	if st.Corrupt < 2 || !strings.Contains(st.LastError, "truncated") || st.State != StateStreaming {
+		t.Fatalf("status %+v: want the truncation counted and reported", st)
+	}
+}

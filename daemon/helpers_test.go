@@ -87,7 +87,9 @@ func startDaemonOn(t *testing.T, cfg *config.Config, be compute.Backend, o Optio
 	if o.Source == nil {
 		o.Source = patternSource(t, 200)
 	}
-	o.Logf = t.Logf
+	if o.Logf == nil {
+		o.Logf = t.Logf
+	}
 	d, err := New(o)
 	if err != nil {
 		t.Fatal(err)

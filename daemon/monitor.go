@@ -23,6 +23,7 @@ func (d *Daemon) monitor(ctx context.Context) {
 	lastIn, lastDrop, lastT := d.framesIn.Load(), d.ring.Dropped(), time.Now()
 	d.beat()
 	petting := true
+	var seen capture.SourceStatus
 	for {
 		select {
 		case <-ctx.Done():
@@ -34,6 +35,7 @@ func (d *Daemon) monitor(ctx context.Context) {
 			d.rates = rates{in: float64(in-lastIn) / dt, dropped: float64(drop-lastDrop) / dt}
 			d.mu.Unlock()
 			lastIn, lastDrop, lastT = in, drop, now
+			seen = d.logCapture(seen)
 			s := d.Status()
 			d.o.Notify(fmt.Sprintf("STATUS=step %d, loss %.4f, %.1f fps in, %s, %d/%d clusters used",
 				s.Training.Step, s.Training.Loss, s.Camera.FPSIn, s.Camera.State, s.Clusters.Used, s.Clusters.K))
@@ -68,4 +70,21 @@ func (d *Daemon) stalled(now time.Time) string {
 		return fmt.Sprintf("the trainer has been silent for %v", now.Sub(last).Round(time.Millisecond))
 	}
 	return ""
+}
+
+// logCapture logs what changed in the source's state since seen: a camera
+// gone or back, a new error (a missing device, a truncated replay), corrupt
+// frames. Status shows the same; the log keeps the history.
+func (d *Daemon) logCapture(seen capture.SourceStatus) capture.SourceStatus {
+	st := d.src.Status()
+	switch {
+	case st.State != seen.State && st.State == capture.StateStreaming && seen.State != "":
+		d.o.Logf("capture: %s: streaming again", st.Spec)
+	case st.LastError != "" && (st.LastError != seen.LastError || st.State != seen.State):
+		d.o.Logf("capture: %s: %s: %s", st.Spec, st.State, st.LastError)
+	}
+	if st.Corrupt > seen.Corrupt && seen.State != "" {
+		d.o.Logf("capture: %s: %d corrupt frames skipped (%d in all)", st.Spec, st.Corrupt-seen.Corrupt, st.Corrupt)
+	}
+	return st
 }

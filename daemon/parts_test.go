@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -221,4 +223,29 @@ func TestLostEventsAreShown(t *testing.T) {
 	if !strings.Contains(rec.Body.String(), "swavd_events_lost_total 44\n") {
 		t.Fatalf("metrics:\n%s", rec.Body)
 	}
+}
+
+// What goes wrong with the source reaches the log, not only status: here
+// a replay file that ends early.
+func TestCaptureErrorsAreLogged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "set-images-idx3-ubyte")
+	var b bytes.Buffer
+	for _, v := range []uint32{0x803, 5, 28, 28} {
+		b.Write([]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	}
+	b.Write(make([]byte, 2*28*28+100)) // 5 images promised, 2 and a part there
+	os.WriteFile(path, b.Bytes(), 0o644)
+	src, err := capture.OpenStream("idx:"+path, capture.StreamOptions{FPS: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var logs strings.Builder
+	logf := func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&logs, f+"\n", a...); mu.Unlock() }
+	startDaemon(t, testConfig(t), Options{Source: src, Logf: logf})
+	waitFor(t, "the truncation logged", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Contains(logs.String(), "file is truncated") && strings.Contains(logs.String(), "corrupt frames skipped")
+	})
 }
