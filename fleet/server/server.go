@@ -256,7 +256,7 @@ func (s *Server) onAnnounce(m *nats.Msg) {
 	now := time.Now()
 	var cameBack bool
 	_, err := s.store.UpdateDevice(context.Background(), id, func(d *Device) error {
-		cameBack = !d.Online(now) || d.Digest == ""
+		cameBack = !d.Online(now) // new (never seen) or back from offline
 		if cameBack { // back from offline: no backoff from its absence
 			d.RetryAt, d.Failures = nil, 0
 		}

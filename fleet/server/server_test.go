@@ -430,3 +430,19 @@ func reshaped(t *testing.T, id string, step int) []byte {
 	}
 	return out.Bytes()
 }
+
+// Announcements do not undo the backoff of a device whose pulls fail.
+func TestAnnouncementsKeepBackoff(t *testing.T) {
+	e := startFleet(t, Options{MaxSnapshotBytes: 4096})
+	e.issue(t, "cam-1")
+	src := &fakeDevice{id: "cam-1", step: 1, k: 128, d: 64} // 33 KiB: the device says it is over the limit
+	e.link(t, src)                                          // announces every second
+	waitUntil(t, "the first pull failed", func() bool { d := device(t, e.srv, "cam-1"); return d != nil && d.Failures >= 1 })
+	time.Sleep(2500 * time.Millisecond) // two more announcements
+	if d := device(t, e.srv, "cam-1"); d.Failures != 1 || d.RetryAt == nil || !strings.Contains(d.LastError, "over the server's message limit") {
+		t.Fatalf("after announcements: %d failures, retry %v, %q", d.Failures, d.RetryAt, d.LastError)
+	}
+	if n := testutil.ToFloat64(e.srv.metrics.pulls.WithLabelValues(ResultFailed)); n != 1 {
+		t.Fatalf("%v pulls during the backoff, want the one", n)
+	}
+}
