@@ -257,7 +257,7 @@ func (s *Server) onAnnounce(m *nats.Msg) {
 	var cameBack bool
 	_, err := s.store.UpdateDevice(context.Background(), id, func(d *Device) error {
 		cameBack = !d.Online(now) // new (never seen) or back from offline
-		if cameBack { // back from offline: no backoff from its absence
+		if cameBack {             // back from offline: no backoff from its absence
 			d.RetryAt, d.Failures = nil, 0
 		}
 		d.Version, d.Preset, d.AnnouncedStep, d.Base, d.WantsBase = a.Version, a.Preset, a.Step, a.Base, a.WantsBase
