@@ -21,6 +21,33 @@ const DefaultSocket = "/run/swavd/swavd.sock"
 // ErrNotRunning means nothing answers on the socket.
 var ErrNotRunning = errors.New("swavd is not running")
 
+// HTTPError is an answer of the daemon other than 2xx: its status and the
+// message of its JSON error body.
+type HTTPError struct {
+	Method, Path string
+	Status       int
+	Message      string
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("swavd: %s %s: %d %s: %s", e.Method, e.Path, e.Status, http.StatusText(e.Status), e.Message)
+}
+
+// IsNotRunning says whether err means that no daemon answers.
+func IsNotRunning(err error) bool { return errors.Is(err, ErrNotRunning) }
+
+// IsForbidden says whether err is the daemon refusing a write to this caller.
+func IsForbidden(err error) bool { return StatusOf(err) == http.StatusForbidden }
+
+// StatusOf is the HTTP status of err, or 0 if the daemon did not answer one.
+func StatusOf(err error) int {
+	var he *HTTPError
+	if errors.As(err, &he) {
+		return he.Status
+	}
+	return 0
+}
+
 // Client talks to a daemon over its Unix socket.
 type Client struct {
 	Socket string
@@ -58,34 +85,38 @@ func (c *Client) do(ctx context.Context, method, path, ctype string, body io.Rea
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(b))
 		}
-		return nil, fmt.Errorf("swavd: %s %s: %s: %s", method, path, resp.Status, e.Error)
+		return nil, &HTTPError{Method: method, Path: path, Status: resp.StatusCode, Message: e.Error}
 	}
 	return resp, nil
 }
 
-func (c *Client) getJSON(ctx context.Context, path string, v any) error {
-	resp, err := c.do(ctx, http.MethodGet, path, "", nil)
+// call makes a request and decodes its JSON answer; on any error the
+// result is nil, never half filled.
+func call[T any](c *Client, ctx context.Context, method, path, ctype string, body io.Reader) (*T, error) {
+	resp, err := c.do(ctx, method, path, ctype, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	return json.NewDecoder(resp.Body).Decode(v)
+	var v T
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return nil, fmt.Errorf("swavd: %s %s: bad answer: %w", method, path, err)
+	}
+	return &v, nil
 }
 
 // Status is GET /v1/status.
 func (c *Client) Status(ctx context.Context) (*Status, error) {
-	var s Status
-	return &s, c.getJSON(ctx, "/status", &s)
+	return call[Status](c, ctx, http.MethodGet, "/status", "", nil)
 }
 
 // Clusters is GET /v1/clusters, with PNG exemplars when asked.
 func (c *Client) Clusters(ctx context.Context, exemplars bool) (*Clusters, error) {
-	var cl Clusters
 	path := "/clusters"
 	if exemplars {
 		path += "?exemplars=1"
 	}
-	return &cl, c.getJSON(ctx, path, &cl)
+	return call[Clusters](c, ctx, http.MethodGet, path, "", nil)
 }
 
 // Prototypes returns the current prototypes as safetensors bytes.
@@ -101,16 +132,7 @@ func (c *Client) FleetSnapshot(ctx context.Context) ([]byte, error) {
 
 // Rebase writes a checkpoint, then asks the fleet for its base model.
 func (c *Client) Rebase(ctx context.Context) (*RebaseResult, error) {
-	resp, err := c.do(ctx, http.MethodPost, "/fleet/rebase", "", nil)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var r RebaseResult
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return call[RebaseResult](c, ctx, http.MethodPost, "/fleet/rebase", "", nil)
 }
 
 func (c *Client) getBytes(ctx context.Context, path string) ([]byte, error) {
@@ -119,29 +141,21 @@ func (c *Client) getBytes(ctx context.Context, path string) ([]byte, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	return io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // Assign sends an encoded image (JPEG, PNG, PGM/PPM) and returns its cluster.
 func (c *Client) Assign(ctx context.Context, image []byte) (*Assignment, error) {
-	resp, err := c.do(ctx, http.MethodPost, "/assign", "application/octet-stream", bytes.NewReader(image))
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var a Assignment
-	return &a, json.NewDecoder(resp.Body).Decode(&a)
+	return call[Assignment](c, ctx, http.MethodPost, "/assign", "application/octet-stream", bytes.NewReader(image))
 }
 
 // Checkpoint asks for a checkpoint now.
 func (c *Client) Checkpoint(ctx context.Context) (*CheckpointResult, error) {
-	resp, err := c.do(ctx, http.MethodPost, "/checkpoint", "", nil)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var r CheckpointResult
-	return &r, json.NewDecoder(resp.Body).Decode(&r)
+	return call[CheckpointResult](c, ctx, http.MethodPost, "/checkpoint", "", nil)
 }
 
 // Events streams assignments until ctx ends or fn returns an error.
@@ -180,23 +194,23 @@ func (c *Client) Events(ctx context.Context, fn func(Assignment) error) error {
 
 // Metrics returns the Prometheus text.
 func (c *Client) Metrics(ctx context.Context) (string, error) {
-	resp, err := c.do(ctx, http.MethodGet, "/metrics", "", nil)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := c.getBytes(ctx, "/metrics")
 	return string(b), err
 }
 
-// Wait polls until the daemon answers or timeout passes.
+// Wait polls until the daemon answers, timeout passes or ctx ends.
 func (c *Client) Wait(ctx context.Context, timeout time.Duration) (*Status, error) {
-	deadline := time.Now().Add(timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	for {
 		s, err := c.Status(ctx)
-		if err == nil || time.Now().After(deadline) {
-			return s, err
+		if err == nil {
+			return s, nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }

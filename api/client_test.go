@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // serveEvents answers /v1/events with n events written in one burst, so the
@@ -60,5 +61,53 @@ func TestEventsNotRunning(t *testing.T) {
 	err := c.Events(context.Background(), func(Assignment) error { return nil })
 	if err == nil || !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("no daemon: %v", err)
+	}
+}
+
+// serve answers every request on a fresh socket with h.
+func serve(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return sock
+}
+
+// Errors are typed (status and message), helpers tell "not running" and
+// "forbidden", and a failed call returns no result.
+func TestClientErrorsAreTyped(t *testing.T) {
+	sock := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		w.Write([]byte(`{"error": "uid 4242 may not write"}`))
+	})
+	c := NewClient(sock)
+	r, err := c.Checkpoint(context.Background())
+	var he *HTTPError
+	if r != nil || !IsForbidden(err) || !errors.As(err, &he) || he.Message != "uid 4242 may not write" || he.Path != "/checkpoint" {
+		t.Fatalf("403: result %v, error %#v", r, err)
+	}
+	if IsNotRunning(err) {
+		t.Fatal("a 403 taken for a daemon that is not running")
+	}
+	bad := serve(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"version": `)) })
+	if s, err := NewClient(bad).Status(context.Background()); s != nil || err == nil || StatusOf(err) != 0 {
+		t.Fatalf("a truncated answer: %v %v", s, err)
+	}
+	none := NewClient(filepath.Join(t.TempDir(), "nothing.sock"))
+	if s, err := none.Status(context.Background()); s != nil || !IsNotRunning(err) {
+		t.Fatalf("no daemon: %v %v", s, err)
+	}
+	// Wait gives up when its context ends, well before its own timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	if s, err := none.Wait(ctx, time.Minute); s != nil || err == nil || time.Since(t0) > 5*time.Second {
+		t.Fatalf("Wait with a cancelled context: %v %v after %v", s, err, time.Since(t0))
 	}
 }

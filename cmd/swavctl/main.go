@@ -97,6 +97,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "swavctl: %v\n", err)
+		if api.IsForbidden(err) {
+			fmt.Fprintln(stderr, "swavctl: writes need root, swavd's own user or a member of daemon.socket_group")
+		}
 		return 1
 	}
 	return 0
