@@ -9,7 +9,9 @@
 #   4. three more from different random weights, on the same classes;
 #   5. swav-fleet evaluate on the test images of each device's classes.
 # Usage: scripts/codebook-experiment.sh   (OUT, PRESET, BASE_STEPS,
-# ADAPT_STEPS, DATA override the defaults; results in $OUT/results.txt)
+# ADAPT_STEPS, DATA override the defaults; DEVICE_ENV adds settings of the
+# devices, e.g. DEVICE_ENV=SWAVD_OPTIM_LR=0.01; RANDOM_GROUP=0 skips step 4;
+# results in $OUT/results.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/codebook-experiment}
@@ -17,6 +19,8 @@ PRESET=${PRESET:-edge-small}
 BASE_STEPS=${BASE_STEPS:-1500}
 ADAPT_STEPS=${ADAPT_STEPS:-600}
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
+DEVICE_ENV=${DEVICE_ENV:-}
+RANDOM_GROUP=${RANDOM_GROUP:-1}
 BIN=bin
 make build >/dev/null
 mkdir -p "$OUT"
@@ -51,7 +55,7 @@ device() {
   SWAVD_FLEET_URL=tls://$NATS SWAVD_FLEET_DEVICE_ID=$id SWAVD_FLEET_CA=$CERTS/ca.pem \
   SWAVD_FLEET_CERT=$CERTS/$id.pem SWAVD_FLEET_KEY=$CERTS/$id-key.pem SWAVD_FLEET_SHARE=model SWAVD_FLEET_SHARE_EXEMPLARS=true \
   SWAVD_FLEET_BASE=$base SWAVD_FLEET_ANNOUNCE_EVERY=2s SWAVD_FLEET_SNAPSHOT_EVERY=0s \
-    $BIN/swavd run --preset "$PRESET" --source "idx:$DATA/train?labels=$labels" \
+    env $DEVICE_ENV $BIN/swavd run --preset "$PRESET" --source "idx:$DATA/train?labels=$labels" \
     --socket "$OUT/$id.sock" --state-dir "$OUT/$id" > "$OUT/$id.log" 2>&1 &
   echo $! > "$OUT/$id.pid"
 }
@@ -82,13 +86,16 @@ device base-a 0,1,2,3 true 11
 device base-b 3,4,5,6 true 12
 device base-c 6,7,8,9 true 13
 adapt "$BASE_STEPS" base-a base-b base-c
-log "4. three devices from different random weights, the same classes and steps"
-device rand-a 0,1,2,3 false 21
-device rand-b 3,4,5,6 false 22
-device rand-c 6,7,8,9 false 23
-adapt 0 rand-a rand-b rand-c
-wait_stopped() { for id in $DEVICES; do while kill -0 "$(cat "$OUT/$id.pid")" 2> /dev/null; do sleep 0.5; done; done; }
-wait_stopped
+if [ "$RANDOM_GROUP" = 1 ]; then
+  log "4. three devices from different random weights, the same classes and steps"
+  device rand-a 0,1,2,3 false 21
+  device rand-b 3,4,5,6 false 22
+  device rand-c 6,7,8,9 false 23
+  adapt 0 rand-a rand-b rand-c
+fi
+for id in $DEVICES; do
+  [ -e "$OUT/$id.pid" ] && while kill -0 "$(cat "$OUT/$id.pid")" 2> /dev/null; do sleep 0.5; done
+done
 
 log "5. the codebook, and the test images of each device's classes through it"
 $BIN/swav-fleet codebook > "$OUT/codebook.txt"
@@ -99,9 +106,11 @@ if command -v chromium > /dev/null; then
 fi
 $BIN/swav-fleet evaluate --test "idx:$DATA/t10k" base-a=0,1,2,3 base-b=3,4,5,6 base-c=6,7,8,9 | tee -a "$OUT/results.txt"
 $BIN/swav-fleet evaluate --json --test "idx:$DATA/t10k" base-a=0,1,2,3 base-b=3,4,5,6 base-c=6,7,8,9 > "$OUT/base.json"
-$BIN/swav-fleet evaluate --force-merge --test "idx:$DATA/t10k" rand-a=0,1,2,3 rand-b=3,4,5,6 rand-c=6,7,8,9 | tee -a "$OUT/results.txt"
-$BIN/swav-fleet evaluate --force-merge --json --test "idx:$DATA/t10k" rand-a=0,1,2,3 rand-b=3,4,5,6 rand-c=6,7,8,9 > "$OUT/random.json"
 log "   with 16 fleet clusters instead of codebook.clusters:"
 $BIN/swav-fleet evaluate --clusters 16 --test "idx:$DATA/t10k" base-a=0,1,2,3 base-b=3,4,5,6 base-c=6,7,8,9 | tee -a "$OUT/results.txt"
-$BIN/swav-fleet evaluate --clusters 16 --force-merge --test "idx:$DATA/t10k" rand-a=0,1,2,3 rand-b=3,4,5,6 rand-c=6,7,8,9 | tee -a "$OUT/results.txt"
+if [ "$RANDOM_GROUP" = 1 ]; then
+  $BIN/swav-fleet evaluate --force-merge --test "idx:$DATA/t10k" rand-a=0,1,2,3 rand-b=3,4,5,6 rand-c=6,7,8,9 | tee -a "$OUT/results.txt"
+  $BIN/swav-fleet evaluate --force-merge --json --test "idx:$DATA/t10k" rand-a=0,1,2,3 rand-b=3,4,5,6 rand-c=6,7,8,9 > "$OUT/random.json"
+  $BIN/swav-fleet evaluate --clusters 16 --force-merge --test "idx:$DATA/t10k" rand-a=0,1,2,3 rand-b=3,4,5,6 rand-c=6,7,8,9 | tee -a "$OUT/results.txt"
+fi
 log "done: $OUT/results.txt, codebook.txt, base.json, random.json, mosaic.png, fleet-page.png"
