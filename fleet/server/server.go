@@ -237,7 +237,6 @@ func (s *Server) Close() {
 	}
 	s.wg.Wait()
 	if s.nc != nil {
-		s.nc.Drain()
 		s.nc.Close()
 	}
 	if s.ns != nil {
