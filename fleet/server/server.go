@@ -276,11 +276,17 @@ func (s *Server) onAnnounce(m *nats.Msg) {
 	}
 	s.o.Logf("fleet: device %s is online (version %s, preset %s, step %d)", id, a.Version, a.Preset, a.Step)
 	// A new device, or one back after being away, is pulled now rather than
-	// at its slot, by whoever holds its claim for this round (so still once).
+	// at its slot, by whoever holds its claim for this round, unless it was
+	// pulled in this round already: still once per round.
 	round := s.round(now)
 	s.mu.Lock()
-	mine := s.claimed[id] == round
+	mine, pulled := s.claimed[id] == round, s.handled[id] == round
 	s.mu.Unlock()
+	if pulled {
+		// Already pulled this round (it only looked away, e.g. while the
+		// store could not record its announcements): the next slot will do.
+		return
+	}
 	if !mine {
 		ok, err := s.store.Claim(context.Background(), round, id, s.o.Name)
 		if err != nil || !ok {

@@ -446,3 +446,21 @@ func TestAnnouncementsKeepBackoff(t *testing.T) {
 		t.Fatalf("%v pulls during the backoff, want the one", n)
 	}
 }
+
+// A device already pulled in this round that looks away and announces
+// again (the store missed its announcements in a failover) is not pulled a
+// second time in the round.
+func TestOncePerRoundAfterLookingAway(t *testing.T) {
+	e := startFleet(t, Options{PullInterval: time.Hour})
+	e.issue(t, "cam-1")
+	e.link(t, &fakeDevice{id: "cam-1", step: 1})
+	waitUntil(t, "the first pull", func() bool { d := device(t, e.srv, "cam-1"); return d != nil && d.Digest != "" })
+	if _, err := e.srv.store.UpdateDevice(context.Background(), "cam-1", func(d *Device) error { d.Offline = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "it announced again", func() bool { return !device(t, e.srv, "cam-1").Offline })
+	time.Sleep(300 * time.Millisecond)
+	if n := testutil.ToFloat64(e.srv.metrics.pulls.WithLabelValues(ResultSnapshot)) + testutil.ToFloat64(e.srv.metrics.pulls.WithLabelValues(ResultUnchanged)); n != 1 {
+		t.Fatalf("%v pulls in one round, want 1", n)
+	}
+}
