@@ -38,10 +38,18 @@ func TestFleetSnapshotSharesOnlyWhatIsConfigured(t *testing.T) {
 	if total < 50 {
 		t.Fatalf("counts sum to %d, want the assigned frames", total)
 	}
-	pb, _ := s.client.Prototypes(ctx)
-	pf, err := safetensors.Parse(pb)
-	if err != nil || !slices.Equal(pf.Tensors["prototypes"].Data, snap.Prototypes) {
-		t.Fatalf("snapshot prototypes differ from /v1/prototypes (%v)", err)
+	if _, err := safetensors.Parse(b); err != nil {
+		t.Fatal(err)
+	}
+	// With the weights held still (training publishes every 2 steps), the
+	// snapshot's prototypes are the ones the assigner uses.
+	s.stop(t)
+	held, err := s.d.fleetSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if protos, step := s.d.assign.Prototypes(); !slices.Equal(protos, held.Prototypes) || step != held.Meta.Step {
+		t.Fatalf("snapshot prototypes (step %d) differ from the assigner's (step %d)", held.Meta.Step, step)
 	}
 
 	opted := *s.d.config()

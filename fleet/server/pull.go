@@ -171,8 +171,8 @@ func (s *Server) succeeded(ctx context.Context, id string, update func(d *Device
 }
 
 // failed records a failure and backs off: from 5 s (or an eighth of the
-// pull interval, if shorter, so a retry still falls in the round) doubling
-// per failure in a row, to at most a pull interval. A device that no one answers for is
+// pull interval, if shorter) doubling per failure in a row, to at most a
+// quarter of the interval, so retries still fall in the round. A device that no one answers for is
 // marked offline until it announces itself again.
 func (s *Server) failed(ctx context.Context, r PullResult, err error, offline bool) PullResult {
 	r.Result, r.Error = ResultFailed, err.Error()
@@ -192,7 +192,7 @@ func (s *Server) rejected(ctx context.Context, r PullResult, err error) PullResu
 func (s *Server) recordFailure(ctx context.Context, id string, err error, offline, rejected bool) {
 	_, uerr := s.store.UpdateDevice(ctx, id, func(d *Device) error {
 		d.Failures++
-		backoff := min(s.o.PullInterval, min(5*time.Second, s.o.PullInterval/8)<<min(d.Failures-1, 20))
+		backoff := min(s.o.PullInterval/4, min(5*time.Second, s.o.PullInterval/8)<<min(d.Failures-1, 20))
 		retry := time.Now().UTC().Add(backoff)
 		d.RetryAt, d.LastError = &retry, err.Error()
 		if offline {
