@@ -106,14 +106,9 @@ func withoutTensor(t *testing.T, b []byte, name string) []byte {
 }
 
 func rewrite(t *testing.T, f *safetensors.File, drop string) []byte {
-	var ts []safetensors.Tensor
-	for _, n := range f.Names() {
-		if n != drop {
-			ts = append(ts, f.Tensors[n])
-		}
-	}
+	delete(f.Tensors, drop)
 	var out bytes.Buffer
-	if err := safetensors.Write(&out, ts, f.Metadata); err != nil {
+	if err := f.Write(&out); err != nil {
 		t.Fatal(err)
 	}
 	return out.Bytes()

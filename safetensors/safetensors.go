@@ -128,6 +128,15 @@ func (f *File) Names() []string {
 	return n
 }
 
+// Write writes the file back: its tensors in name order, its metadata.
+func (f *File) Write(w io.Writer) error {
+	ts := make([]Tensor, 0, len(f.Tensors))
+	for _, n := range f.Names() {
+		ts = append(ts, f.Tensors[n])
+	}
+	return Write(w, ts, f.Metadata)
+}
+
 // Parse reads a whole safetensors file from b, checking every offset.
 func Parse(b []byte) (*File, error) {
 	if len(b) < 8 {

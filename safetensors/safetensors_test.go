@@ -98,3 +98,19 @@ func FuzzParse(f *testing.F) {
 	f.Add(good.Bytes())
 	f.Fuzz(func(t *testing.T, b []byte) { Parse(b) })
 }
+
+func TestFileWritesBack(t *testing.T) {
+	var a, b bytes.Buffer
+	Write(&a, []Tensor{{Name: "x", Shape: []int{2}, Data: []float32{1, 2}}, {Name: "n", Shape: []int{1}, Ints: []int64{7}}}, map[string]string{"k": "v"})
+	f, err := Parse(a.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	g, err := Parse(b.Bytes())
+	if err != nil || g.Metadata["k"] != "v" || g.Tensors["x"].Data[1] != 2 || g.Tensors["n"].Ints[0] != 7 {
+		t.Fatalf("written back: %v %+v", err, g)
+	}
+}

@@ -420,12 +420,8 @@ func reshaped(t *testing.T, id string, step int) []byte {
 		t.Fatal(err)
 	}
 	f.Metadata["k"] = "2"
-	var ts []safetensors.Tensor
-	for _, n := range f.Names() {
-		ts = append(ts, f.Tensors[n])
-	}
 	var out bytes.Buffer
-	if err := safetensors.Write(&out, ts, f.Metadata); err != nil {
+	if err := f.Write(&out); err != nil {
 		t.Fatal(err)
 	}
 	return out.Bytes()
