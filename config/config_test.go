@@ -121,3 +121,34 @@ func TestEveryProblemReportedAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A configuration inside every range can still not fit: the replay buffer
+// below is 768 TiB. It is refused with the keys named, where it used to
+// panic allocating; the presets' defaults fit in 1 GiB.
+func TestDaemonMemoryIsChecked(t *testing.T) {
+	cfg, err := Load(Options{Preset: "edge-small", Environ: []string{"SWAVD_INPUT_SIZE=4096", "SWAVD_INPUT_CHANNELS=3", "SWAVD_DAEMON_REPLAY_SIZE=16777216"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.CheckDaemonMemory(24 << 30)
+	if err == nil {
+		t.Fatal("a 768 TiB replay buffer passed")
+	}
+	for _, key := range []string{"daemon.replay_size", "input.size", "input.channels", "24576 MiB"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("%q does not name %s", err, key)
+		}
+	}
+	for _, p := range Presets() {
+		cfg, err := Load(Options{Preset: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.CheckDaemonMemory(1 << 30); err != nil {
+			t.Errorf("preset %s: %v", p, err)
+		}
+	}
+	if m, err := MachineMemory(); err != nil || m < 64<<20 {
+		t.Errorf("MachineMemory() = %d, %v", m, err)
+	}
+}

@@ -95,6 +95,11 @@ func New(o Options) (*Daemon, error) {
 		o.Notify = func(string) {}
 	}
 	dc := cfg.Daemon
+	if machine, err := config.MachineMemory(); err == nil {
+		if err := cfg.CheckDaemonMemory(machine); err != nil {
+			return nil, err
+		}
+	}
 	d := &Daemon{o: o, started: time.Now(), ring: NewRing(dc.RingSize),
 		replay: NewReplay(dc.ReplaySize, cfg.Input.Size, cfg.Input.Channels, dc.ReplayRecent, cfg.Seed),
 		stats:  NewStats(cfg.Model.Prototypes, dc.RecentWindow, dc.Exemplars),

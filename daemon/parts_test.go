@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -11,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -118,6 +120,49 @@ func TestReplaySaveRestore(t *testing.T) {
 	}
 	if err := r2.Restore(bytes.NewReader(b.Bytes()[:len(b.Bytes())-10])); err == nil {
 		t.Fatal("a truncated buffer was restored")
+	}
+}
+
+// A replay file holds the filled slots only (it held all 20,000 before:
+// 15.8 MB for 595 frames), and a file of the first format still loads.
+func TestReplayFileHoldsTheFilledSlotsOnly(t *testing.T) {
+	const frame = 28 * 28
+	for _, n := range []int{0, 595, 9000} { // ring part filled; ring full and reservoir part filled
+		r := NewReplay(20000, 28, 1, 0.25, 1)
+		for i := 0; i < n; i++ {
+			r.Add(gray(28, uint8(i), i%10))
+		}
+		var b bytes.Buffer
+		if _, err := r.WriteTo(&b); err != nil {
+			t.Fatal(err)
+		}
+		if want := len(replayMagic) + 9*8 + n*(4+frame); b.Len() != want {
+			t.Errorf("%d frames: file of %d bytes, want %d", n, b.Len(), want)
+		}
+		r2 := NewReplay(20000, 28, 1, 0.25, 1)
+		if err := r2.Restore(bytes.NewReader(b.Bytes())); err != nil {
+			t.Fatal(err)
+		}
+		if r2.Len() != n || !bytes.Equal(r2.pix, r.pix) || !slices.Equal(r2.labels, r.labels) || r2.seen != r.seen {
+			t.Fatalf("%d frames: restored buffer differs", n)
+		}
+	}
+	// Version 1: every slot.
+	r := NewReplay(8, 2, 1, 0.5, 1)
+	for i := 0; i < 3; i++ {
+		r.Add(gray(2, uint8(10+i), i))
+	}
+	var v1 bytes.Buffer
+	v1.WriteString(replayMagicV1)
+	binary.Write(&v1, binary.LittleEndian, []uint64{2, 2, 1, 8, 4, uint64(r.recentPos), uint64(r.recentLen), 0, 0})
+	binary.Write(&v1, binary.LittleEndian, r.labels)
+	v1.Write(r.pix)
+	r2 := NewReplay(8, 2, 1, 0.5, 1)
+	if err := r2.Restore(&v1); err != nil {
+		t.Fatal(err)
+	}
+	if r2.Len() != 3 || !bytes.Equal(r2.pix, r.pix) || !slices.Equal(r2.labels, r.labels) {
+		t.Fatal("a version 1 file restored differently")
 	}
 }
 
@@ -248,4 +293,19 @@ func TestCaptureErrorsAreLogged(t *testing.T) {
 		defer mu.Unlock()
 		return strings.Contains(logs.String(), "file is truncated") && strings.Contains(logs.String(), "corrupt frames skipped")
 	})
+}
+
+// A configuration within every range whose replay buffer cannot be
+// allocated is refused by New with the keys named (it panicked in
+// NewReplay: makeslice).
+func TestOversizedReplayIsRefused(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Input.Size, cfg.Input.Channels, cfg.Daemon.ReplaySize = 4096, 3, 1<<24
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(Options{Config: cfg, Backend: cpu.New(), Source: patternSource(t, 200), Logf: t.Logf})
+	if err == nil || !strings.Contains(err.Error(), "daemon.replay_size") {
+		t.Fatalf("New = %v, want the replay buffer refused", err)
+	}
 }

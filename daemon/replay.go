@@ -123,9 +123,21 @@ func (r *Replay) Sample(dst []*capture.Image, rng *rand.Rand) error {
 	return nil
 }
 
-const replayMagic = "SWAVRPL1"
+// Replay files: version 2 holds the filled slots only; version 1 (every
+// slot, filled or not) is still read.
+const (
+	replayMagic   = "SWAVRPL2"
+	replayMagicV1 = "SWAVRPL1"
+)
 
-// WriteTo serializes the buffer (header, labels, pixels).
+// filled lists the filled slots as [lo, hi) ranges: the recent ring fills
+// from slot 0 up, the reservoir from recentCap up.
+func (r *Replay) filled() [][2]int {
+	return [][2]int{{0, r.recentLen}, {r.recentCap, r.recentCap + r.resLen}}
+}
+
+// WriteTo serializes the buffer: header, then the labels and pixels of the
+// filled slots only, so a new buffer costs little disk.
 func (r *Replay) WriteTo(w io.Writer) (int64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -134,9 +146,16 @@ func (r *Replay) WriteTo(w io.Writer) (int64, error) {
 		uint64(r.recentPos), uint64(r.recentLen), uint64(r.resLen), r.seen}
 	bw.WriteString(replayMagic)
 	binary.Write(bw, binary.LittleEndian, hdr)
-	binary.Write(bw, binary.LittleEndian, r.labels)
-	bw.Write(r.pix)
-	n := int64(len(replayMagic) + 8*len(hdr) + 4*len(r.labels) + len(r.pix))
+	n := int64(len(replayMagic) + 8*len(hdr))
+	fb := r.frameBytes()
+	for _, f := range r.filled() {
+		binary.Write(bw, binary.LittleEndian, r.labels[f[0]:f[1]])
+		n += int64(4 * (f[1] - f[0]))
+	}
+	for _, f := range r.filled() {
+		bw.Write(r.pix[f[0]*fb : f[1]*fb])
+		n += int64((f[1] - f[0]) * fb)
+	}
 	return n, bw.Flush()
 }
 
@@ -144,7 +163,7 @@ func (r *Replay) WriteTo(w io.Writer) (int64, error) {
 func (r *Replay) Restore(rd io.Reader) error {
 	br := bufio.NewReader(rd)
 	magic := make([]byte, len(replayMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != replayMagic {
+	if _, err := io.ReadFull(br, magic); err != nil || (string(magic) != replayMagic && string(magic) != replayMagicV1) {
 		return fmt.Errorf("replay: not a replay buffer file")
 	}
 	hdr := make([]uint64, 9)
@@ -163,15 +182,26 @@ func (r *Replay) Restore(rd io.Reader) error {
 	if hdr[5] >= uint64(max(r.recentCap, 1)) || hdr[6] > uint64(r.recentCap) || hdr[7] > uint64(r.capacity()-r.recentCap) {
 		return fmt.Errorf("replay: inconsistent header")
 	}
-	labels := make([]int32, len(r.labels))
-	if err := binary.Read(br, binary.LittleEndian, labels); err != nil {
-		return fmt.Errorf("replay: labels: %w", err)
+	recentLen, resLen := int(hdr[6]), int(hdr[7])
+	ranges := [][2]int{{0, r.capacity()}} // version 1: every slot
+	if string(magic) == replayMagic {
+		ranges = [][2]int{{0, recentLen}, {r.recentCap, r.recentCap + resLen}}
 	}
+	// Read into new buffers so that a short file changes nothing.
+	labels := make([]int32, len(r.labels))
 	pix := make([]uint8, len(r.pix))
-	if _, err := io.ReadFull(br, pix); err != nil {
-		return fmt.Errorf("replay: pixels: %w", err)
+	fb := r.frameBytes()
+	for _, f := range ranges {
+		if err := binary.Read(br, binary.LittleEndian, labels[f[0]:f[1]]); err != nil {
+			return fmt.Errorf("replay: labels: %w", err)
+		}
+	}
+	for _, f := range ranges {
+		if _, err := io.ReadFull(br, pix[f[0]*fb:f[1]*fb]); err != nil {
+			return fmt.Errorf("replay: pixels: %w", err)
+		}
 	}
 	r.labels, r.pix = labels, pix
-	r.recentPos, r.recentLen, r.resLen, r.seen = int(hdr[5]), int(hdr[6]), int(hdr[7]), hdr[8]
+	r.recentPos, r.recentLen, r.resLen, r.seen = int(hdr[5]), recentLen, resLen, hdr[8]
 	return nil
 }

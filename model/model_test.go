@@ -3,6 +3,8 @@ package model
 import (
 	"math"
 	"testing"
+
+	"github.com/swavd/swavd/compute/cpu"
 )
 
 var edgeSmall = Arch{InputChannels: 3, StemWidth: 32, Stages: []int{32, 64, 128}, BlocksPerStage: 1, HeadHidden: 256, ProjDim: 64, Prototypes: 128}
@@ -30,5 +32,20 @@ func TestLearningRate(t *testing.T) {
 		if got := o.LearningRate(step); math.Abs(got-want) > 1e-12 {
 			t.Errorf("cosine: step %d lr %v, want %v", step, got, want)
 		}
+	}
+}
+
+// ParamFloats (used to size memory before a model exists) counts what
+// building the model allocates.
+func TestParamFloatsMatchesTheModel(t *testing.T) {
+	for _, a := range []Arch{edgeSmall, {InputChannels: 3, StemWidth: 8, Stages: []int{8, 16}, BlocksPerStage: 2, HeadHidden: 32, ProjDim: 16, Prototypes: 10}} {
+		m, err := New(cpu.New(), a, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := a.ParamFloats(), int64(m.ParamCount()); got != want {
+			t.Errorf("%v: ParamFloats %d, the model has %d", a, got, want)
+		}
+		m.Close()
 	}
 }
