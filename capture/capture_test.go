@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bytes"
+	"errors"
 	"compress/gzip"
 	"context"
 	"encoding/binary"
@@ -11,6 +12,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -181,7 +183,7 @@ func FuzzDecodePNM(f *testing.F) {
 	f.Add([]byte("P3\n1 1\n255\n1 2 3\n"))
 	f.Add([]byte("P6 1 1 65535\n\x00\x01\x00\x02\x00\x03"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if im, err := DecodePNM(b); err == nil {
+		if im, err := DecodePNM(b, MaxPixels); err == nil {
 			if err := im.Validate(); err != nil {
 				t.Fatal(err)
 			}
@@ -222,5 +224,29 @@ func TestIDXLabelFilter(t *testing.T) {
 		if _, err := Open("idx:"+prefix+bad, 1); err == nil {
 			t.Errorf("%s accepted", bad)
 		}
+	}
+}
+
+// A PNM header promising more than its body holds is refused before the
+// pixel buffer is allocated (17 bytes allocated 48 MiB before).
+func TestPNMHeaderIsCheckedAgainstTheBody(t *testing.T) {
+	bodies := [][]byte{[]byte("P6\n4096 4096\n255\n"), []byte("P3\n4096 4096\n255\n1 2 3\n"),
+		[]byte("P5\n4096 4096\n65535\n" + strings.Repeat("x", 4096*4096))} // 16-bit: half the bytes needed
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for _, b := range bodies {
+		if _, err := DecodePNM(b, MaxPixels); err == nil || !strings.Contains(err.Error(), "cannot hold it") {
+			t.Errorf("%.20q: %v, want the body refused", b, err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if d := after.TotalAlloc - before.TotalAlloc; d > 1<<20 {
+		t.Errorf("refusing them allocated %d bytes", d)
+	}
+	if _, err := DecodePNM([]byte("P6\n3000 3000\n255\n"), 2048*2048); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("over the limit: %v, want ErrTooLarge", err)
+	}
+	if im, err := DecodePNM([]byte("P2\n2 1\n255\n0 255"), MaxPixels); err != nil || im.Pix[1] != 255 {
+		t.Errorf("a plain PGM with no separator after its last sample: %v", err)
 	}
 }

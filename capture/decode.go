@@ -52,7 +52,9 @@ func clampByte(v int32) uint8 {
 // DecodeMJPEG decodes one MJPEG frame. Many UVC cameras leave out the
 // Huffman tables (MJPEG's AVI1 convention: the standard tables of JPEG
 // Annex K are implied); they are inserted when missing.
-func DecodeMJPEG(b []byte) (*Image, error) {
+func DecodeMJPEG(b []byte) (*Image, error) { return decodeJPEG(b, MaxPixels) }
+
+func decodeJPEG(b []byte, maxPixels int) (*Image, error) {
 	if len(b) < 4 || b[0] != 0xFF || b[1] != 0xD8 {
 		return nil, fmt.Errorf("capture: MJPEG frame of %d bytes has no JPEG start marker: %w", len(b), ErrCorrupt)
 	}
@@ -65,8 +67,8 @@ func DecodeMJPEG(b []byte) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("capture: MJPEG frame: %v: %w", err, ErrCorrupt)
 	}
-	if cfg.Width*cfg.Height > MaxPixels {
-		return nil, fmt.Errorf("capture: MJPEG frame of %dx%d is over the %d-pixel limit: %w", cfg.Width, cfg.Height, MaxPixels, ErrCorrupt)
+	if err := checkPixels("capture: MJPEG frame", cfg.Width, cfg.Height, maxPixels); err != nil {
+		return nil, fmt.Errorf("%w (%w)", err, ErrCorrupt)
 	}
 	m, err := jpeg.Decode(bytes.NewReader(b))
 	if err != nil {

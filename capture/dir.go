@@ -3,6 +3,7 @@ package capture
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -29,7 +30,7 @@ func DecodeFile(path string) (*Image, error) {
 	case ".jpg", ".jpeg":
 		im, err = decodeStd(b, jpeg.Decode)
 	case ".pgm", ".ppm", ".pnm":
-		im, err = DecodePNM(b)
+		im, err = DecodePNM(b, MaxPixels)
 	default:
 		return nil, fmt.Errorf("%s: unknown image type", path)
 	}
@@ -47,17 +48,22 @@ func decodeStd(b []byte, dec func(io.Reader) (image.Image, error)) (*Image, erro
 	return FromImage(m), nil
 }
 
+// ErrTooLarge marks an image whose declared size is over the limit a
+// decoder was given; nothing was decoded.
+var ErrTooLarge = errors.New("image over the pixel limit")
+
 // DecodeBytes decodes a PNG, JPEG, PGM or PPM image, recognized by its
-// first bytes; images over MaxPixels are refused before decoding.
-func DecodeBytes(b []byte) (*Image, error) {
+// first bytes. An image declaring more than maxPixels pixels is refused
+// from its header, before anything is allocated (ErrTooLarge).
+func DecodeBytes(b []byte, maxPixels int) (*Image, error) {
 	switch {
 	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
 		cfg, err := png.DecodeConfig(bytes.NewReader(b))
 		if err != nil {
 			return nil, fmt.Errorf("PNG: %w", err)
 		}
-		if cfg.Width*cfg.Height > MaxPixels {
-			return nil, fmt.Errorf("PNG of %dx%d is over the %d-pixel limit", cfg.Width, cfg.Height, MaxPixels)
+		if err := checkPixels("PNG", cfg.Width, cfg.Height, maxPixels); err != nil {
+			return nil, err
 		}
 		im, err := decodeStd(b, png.Decode)
 		if err != nil {
@@ -65,11 +71,19 @@ func DecodeBytes(b []byte) (*Image, error) {
 		}
 		return im, nil
 	case bytes.HasPrefix(b, []byte{0xFF, 0xD8}):
-		return DecodeMJPEG(b)
+		return decodeJPEG(b, maxPixels)
 	case len(b) > 2 && b[0] == 'P' && b[1] >= '2' && b[1] <= '6' && b[1] != '4':
-		return DecodePNM(b)
+		return DecodePNM(b, maxPixels)
 	}
 	return nil, fmt.Errorf("not a PNG, JPEG, PGM or PPM image")
+}
+
+// checkPixels refuses a declared size over maxPixels (or not positive).
+func checkPixels(kind string, w, h, maxPixels int) error {
+	if w <= 0 || h <= 0 || w > maxPixels || h > maxPixels || w*h > maxPixels {
+		return fmt.Errorf("%s of %dx%d is over the %d-pixel limit: %w", kind, w, h, maxPixels, ErrTooLarge)
+	}
+	return nil
 }
 
 // FromImage converts a Go image to 8-bit gray (if it is gray) or RGB.
@@ -105,9 +119,11 @@ func FromImage(m image.Image) *Image {
 }
 
 // DecodePNM decodes binary (P5, P6) and plain (P2, P3) PGM and PPM images;
-// 16-bit samples are scaled to 8 bits.
-func DecodePNM(b []byte) (*Image, error) {
-	r := bufio.NewReader(bytes.NewReader(b))
+// 16-bit samples are scaled to 8 bits. The declared size must be within
+// maxPixels and the body long enough for it before anything is allocated.
+func DecodePNM(b []byte, maxPixels int) (*Image, error) {
+	body := bytes.NewReader(b)
+	r := bufio.NewReader(body)
 	magic, err := pnmToken(r)
 	if err != nil {
 		return nil, fmt.Errorf("pnm: %w", err)
@@ -139,8 +155,20 @@ func DecodePNM(b []byte) (*Image, error) {
 		vals[i] = v
 	}
 	w, h, maxv := vals[0], vals[1], vals[2]
-	if maxv > 65535 || w*h > MaxPixels {
-		return nil, fmt.Errorf("pnm: implausible header %dx%d max %d", w, h, maxv)
+	if maxv > 65535 {
+		return nil, fmt.Errorf("pnm: implausible maximum %d", maxv)
+	}
+	if err := checkPixels("pnm", w, h, maxPixels); err != nil {
+		return nil, err
+	}
+	// The smallest body that can hold the samples: 1 or 2 bytes each in
+	// binary, a digit and a separator each in plain text.
+	need := w * h * c
+	if plain || maxv > 255 {
+		need *= 2
+	}
+	if rest := r.Buffered() + body.Len(); plain && rest < need-1 || !plain && rest < need {
+		return nil, fmt.Errorf("pnm: header declares %dx%dx%d, the body of %d bytes cannot hold it", w, h, c, rest)
 	}
 	im := &Image{W: w, H: h, C: c, Pix: make([]uint8, w*h*c), Label: -1}
 	scale := func(v int) (uint8, error) {

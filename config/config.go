@@ -90,6 +90,7 @@ type Daemon struct {
 	Exemplars          int           `mapstructure:"exemplars"`
 	RecentWindow       int           `mapstructure:"recent_window"`
 	MaxRequestBytes    int64         `mapstructure:"max_request_bytes"`
+	MaxUploadPixels    int           `mapstructure:"max_upload_pixels"`
 	MemoryLimitMiB     int           `mapstructure:"memory_limit_mib"`
 }
 

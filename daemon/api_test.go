@@ -3,7 +3,9 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"hash/crc32"
 	"image"
 	"image/png"
 	"math"
@@ -243,16 +245,16 @@ func FuzzAPIRequest(f *testing.F) {
 }
 
 // FuzzParseAssign: uploaded bytes either decode to a working-size frame
-// or give a 400.
+// or give a 400 (or 413: over the pixel limit).
 func FuzzParseAssign(f *testing.F) {
 	f.Add(pngBytes(5, 7))
 	f.Add([]byte("P2\n2 1\n255\n0 255\n"))
 	f.Add([]byte{0xFF, 0xD8})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		im, err := parseAssign(b, 28, 1)
+		im, err := parseAssign(b, 28, 1, 1<<20)
 		if err != nil {
-			if ae, ok := err.(*apiError); !ok || ae.code != 400 {
-				t.Fatalf("error %v is not a 400", err)
+			if ae, ok := err.(*apiError); !ok || ae.code != 400 && ae.code != 413 {
+				t.Fatalf("error %v is not a 400 or 413", err)
 			}
 			return
 		}
@@ -260,4 +262,55 @@ func FuzzParseAssign(f *testing.F) {
 			t.Fatalf("frame %dx%dx%d", im.W, im.H, im.C)
 		}
 	})
+}
+
+// pngHeader is the start of a PNG declaring w x h 8-bit RGB pixels: all
+// that DecodeConfig reads, as a hostile upload would send it.
+func pngHeader(w, h uint32) []byte {
+	ihdr := []byte("IHDR")
+	ihdr = binary.BigEndian.AppendUint32(ihdr, w)
+	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
+	ihdr = append(ihdr, 8, 2, 0, 0, 0)
+	b := []byte("\x89PNG\r\n\x1a\n")
+	b = binary.BigEndian.AppendUint32(b, 13)
+	b = append(b, ihdr...)
+	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(ihdr))
+}
+
+// Uploads are bounded: an image declaring more than
+// daemon.max_upload_pixels is refused with 413 from its header, a PPM
+// header whose body cannot hold it with 400, and no more than
+// cap(d.uploads) uploads are read and decoded at once; the others wait.
+func TestUploadsAreBounded(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Daemon.MaxUploadPixels = 1024 * 1024
+	s := startDaemon(t, cfg, Options{})
+	ctx := context.Background()
+	for name, c := range map[string]struct {
+		body []byte
+		code int
+	}{
+		"png 4096x4096":             {pngHeader(4096, 4096), 413},
+		"ppm 2048x2048":             {[]byte("P6\n2048 2048\n255\n"), 413},
+		"ppm 1000x1000 in 17 bytes": {[]byte("P6\n1000 1000\n255\n"), 400},
+	} {
+		_, err := s.client.Assign(ctx, c.body)
+		if api.StatusOf(err) != c.code {
+			t.Errorf("%s: %v, want %d", name, err, c.code)
+		}
+	}
+	for range cap(s.d.uploads) { // every decoder busy
+		s.d.uploads <- struct{}{}
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if a, err := s.client.Assign(short, pngBytes(20, 30)); err == nil {
+		t.Fatalf("an upload was decoded while every slot was taken: %+v", a)
+	}
+	for range cap(s.d.uploads) {
+		<-s.d.uploads
+	}
+	if _, err := s.client.Assign(ctx, pngBytes(20, 30)); err != nil {
+		t.Fatalf("with the slots free again: %v", err)
+	}
 }

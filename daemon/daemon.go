@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,9 +76,15 @@ type Daemon struct {
 	base                 string
 	wantsBase, awaitBase bool
 
+	uploads chan struct{} // a slot per upload being read and decoded (handleAssign)
+
 	framesIn, assigned, ckptFails atomic.Uint64
 	lastFrame, trainerBeat        atomic.Int64 // unix nanos
 }
+
+// uploadSlots is how many /v1/assign uploads are read and decoded at once:
+// one per two cores, so capture, assignment and training keep the rest.
+func uploadSlots() int { return max(1, runtime.NumCPU()/2) }
 
 type ckptResult struct {
 	c   api.Checkpoint
@@ -104,6 +111,7 @@ func New(o Options) (*Daemon, error) {
 		replay: NewReplay(dc.ReplaySize, cfg.Input.Size, cfg.Input.Channels, dc.ReplayRecent, cfg.Seed),
 		stats:  NewStats(cfg.Model.Prototypes, dc.RecentWindow, dc.Exemplars),
 		events: newBroadcaster(), lat: newLatencies(4096), ckptReq: make(chan chan ckptResult), baseReq: make(chan baseLoad),
+		uploads: make(chan struct{}, uploadSlots()),
 		backend: o.Info}
 	d.cfg.Store(cfg)
 	var err error

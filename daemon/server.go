@@ -195,11 +195,14 @@ func (d *Daemon) handlePrototypes(w http.ResponseWriter, r *http.Request) error 
 }
 
 // parseAssign decodes an uploaded image and brings it to the working size.
-func parseAssign(body []byte, size, channels int) (*capture.Image, error) {
+func parseAssign(body []byte, size, channels, maxPixels int) (*capture.Image, error) {
 	if len(body) == 0 {
 		return nil, errorf(http.StatusBadRequest, "empty body: POST a PNG, JPEG, PGM or PPM image")
 	}
-	im, err := capture.DecodeBytes(body)
+	im, err := capture.DecodeBytes(body, maxPixels)
+	if errors.Is(err, capture.ErrTooLarge) {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "image: %v (daemon.max_upload_pixels)", err)
+	}
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "image: %v", err)
 	}
@@ -209,13 +212,23 @@ func parseAssign(body []byte, size, channels int) (*capture.Image, error) {
 	return fitFrame(im, size, channels), nil
 }
 
+// handleAssign reads, decodes and assigns an upload. At most
+// cap(d.uploads) do so at once, the body read included: a burst of large
+// uploads waits here instead of holding every body and decoded image in
+// memory, or taking the cores from capture and training.
 func (d *Daemon) handleAssign(w http.ResponseWriter, r *http.Request) error {
+	select {
+	case d.uploads <- struct{}{}:
+		defer func() { <-d.uploads }()
+	case <-r.Context().Done():
+		return errorf(http.StatusServiceUnavailable, "gave up waiting for a free decoder: %v", r.Context().Err())
+	}
 	cfg := d.config()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, cfg.Daemon.MaxRequestBytes))
 	if err != nil {
 		return err
 	}
-	im, err := parseAssign(body, cfg.Input.Size, cfg.Input.Channels)
+	im, err := parseAssign(body, cfg.Input.Size, cfg.Input.Channels, cfg.Daemon.MaxUploadPixels)
 	if err != nil {
 		return err
 	}
