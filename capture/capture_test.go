@@ -2,10 +2,10 @@ package capture
 
 import (
 	"bytes"
-	"errors"
 	"compress/gzip"
 	"context"
 	"encoding/binary"
+	"errors"
 	"image"
 	"image/color"
 	"image/jpeg"
