@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/sys/unix"
 
 	"github.com/swavd/swavd/api"
 	"github.com/swavd/swavd/capture"
@@ -23,23 +22,14 @@ import (
 
 // peerCred is the credential of the process at the other end of a Unix
 // socket connection (SO_PEERCRED), taken when the connection is accepted.
-type peerCred struct {
-	uid, gid uint32
-	ok       bool
-}
-
 type credKey struct{}
 
 // withPeerCred is the API server's ConnContext.
 func withPeerCred(ctx context.Context, c net.Conn) context.Context {
-	var pc peerCred
+	var pc peerCred // not ok: writes are refused
 	if uc, ok := c.(*net.UnixConn); ok {
 		if raw, err := uc.SyscallConn(); err == nil {
-			raw.Control(func(fd uintptr) {
-				if cr, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
-					pc = peerCred{uid: cr.Uid, gid: cr.Gid, ok: true}
-				}
-			})
+			raw.Control(func(fd uintptr) { pc, _ = readPeerCred(int(fd)) })
 		}
 	}
 	return context.WithValue(ctx, credKey{}, pc)
@@ -59,19 +49,14 @@ func mayWrite(pc peerCred, group string) error {
 		if err != nil {
 			return fmt.Errorf("group %q: %v", group, err)
 		}
-		if strconv.Itoa(int(pc.gid)) == g.Gid {
+		gid, err := strconv.ParseUint(g.Gid, 10, 32)
+		if err != nil {
+			return fmt.Errorf("group %q: gid %q", group, g.Gid)
+		}
+		if pc.inGroup(uint32(gid)) {
 			return nil
 		}
-		if u, err := user.LookupId(strconv.Itoa(int(pc.uid))); err == nil {
-			if gids, err := u.GroupIds(); err == nil {
-				for _, id := range gids {
-					if id == g.Gid {
-						return nil
-					}
-				}
-			}
-		}
-		return fmt.Errorf("uid %d is not root and not in group %s", pc.uid, group)
+		return fmt.Errorf("uid %d is not root and its process is not in group %s", pc.uid, group)
 	}
 	return fmt.Errorf("uid %d is not root or swavd's user, and no daemon.socket_group is configured", pc.uid)
 }
