@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"time"
 
-
 	"github.com/swavd/swavd/api"
 	"github.com/swavd/swavd/capture"
 	"github.com/swavd/swavd/safetensors"
