@@ -91,6 +91,9 @@ type Daemon struct {
 	RecentWindow       int           `mapstructure:"recent_window"`
 	MaxRequestBytes    int64         `mapstructure:"max_request_bytes"`
 	MaxUploadPixels    int           `mapstructure:"max_upload_pixels"`
+	MaxConnections     int           `mapstructure:"max_connections"`
+	ReadTimeout        time.Duration `mapstructure:"read_timeout"`
+	IdleTimeout        time.Duration `mapstructure:"idle_timeout"`
 	MemoryLimitMiB     int           `mapstructure:"memory_limit_mib"`
 }
 

@@ -162,6 +162,9 @@ func (d Daemon) validate() []error {
 		intIn("daemon.recent_window", d.RecentWindow, 1, 1<<24),
 		intIn("daemon.memory_limit_mib", d.MemoryLimitMiB, 0, 1<<24),
 		intIn("daemon.max_upload_pixels", d.MaxUploadPixels, 64*64, 4096*4096),
+		intIn("daemon.max_connections", d.MaxConnections, 1, 1<<16),
+		durationIn("daemon.read_timeout", d.ReadTimeout, 100*time.Millisecond, time.Hour),
+		durationIn("daemon.idle_timeout", d.IdleTimeout, 100*time.Millisecond, time.Hour),
 	}
 	if d.MaxRequestBytes < 1024 || d.MaxRequestBytes > 1<<30 {
 		checks = append(checks, rangeErr("daemon.max_request_bytes", d.MaxRequestBytes, "1024..1073741824"))

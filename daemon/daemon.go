@@ -77,6 +77,7 @@ type Daemon struct {
 	wantsBase, awaitBase bool
 
 	uploads chan struct{} // a slot per upload being read and decoded (handleAssign)
+	conns   *capListener  // the API's connections (set by Run)
 
 	framesIn, assigned, ckptFails atomic.Uint64
 	lastFrame, trainerBeat        atomic.Int64 // unix nanos
@@ -224,9 +225,15 @@ func (d *Daemon) restore(modelOnly bool) error {
 // step under way, writes a final checkpoint and returns.
 func (d *Daemon) Run(ctx context.Context, ln net.Listener) error {
 	d.startFleet() // before the API serves: handlers read the link
-	srv := &http.Server{Handler: d.Handler(), ConnContext: withPeerCred, ReadHeaderTimeout: 10 * time.Second}
+	dc := d.config().Daemon
+	// A request must arrive whole within read_timeout (a body trickling in
+	// a byte at a time is cut off), an idle keep-alive connection is closed
+	// after idle_timeout, and the connections are capped.
+	srv := &http.Server{Handler: d.Handler(), ConnContext: withPeerCred,
+		ReadHeaderTimeout: min(10*time.Second, dc.ReadTimeout), ReadTimeout: dc.ReadTimeout, IdleTimeout: dc.IdleTimeout}
+	d.conns = newCapListener(ln, dc.MaxConnections)
 	srvErr := make(chan error, 1)
-	go func() { srvErr <- srv.Serve(ln) }()
+	go func() { srvErr <- srv.Serve(d.conns) }()
 
 	work, stopWork := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

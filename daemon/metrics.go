@@ -38,6 +38,10 @@ func (d *Daemon) handleMetrics(w http.ResponseWriter, r *http.Request) error {
 	}
 	metric("events_subscribers", "gauge", "Open /v1/events streams.", float64(s.Events.Subscribers))
 	metric("events_lost_total", "counter", "Assignment events lost to event-stream readers too slow to keep up.", float64(s.Events.Lost))
+	if c := d.conns; c != nil {
+		metric("api_connections", "gauge", "Open API connections.", float64(c.active.Load()))
+		metric("api_connections_refused_total", "counter", "API connections closed at once: over daemon.max_connections.", float64(c.refused.Load()))
+	}
 	fl := s.Fleet
 	connected := 0.0
 	if fl.State == "connected" {

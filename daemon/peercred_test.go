@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/swavd/swavd/config"
 )
 
 // The writer group is checked against the groups the caller's process
@@ -56,32 +58,47 @@ func TestWriterGroupWithRealProcesses(t *testing.T) {
 		peerHelper(sock)
 		return
 	}
-	if os.Getuid() != 0 {
-		t.Skip("needs root to run a client as another user")
-	}
 	grp, err := user.LookupGroup("nogroup")
 	if err != nil {
 		t.Skip("no group nogroup")
 	}
 	gid, _ := strconv.ParseUint(grp.Gid, 10, 32)
+	cfg := testConfig(t)
+	cfg.Daemon.SocketGroup = "nogroup"
+	client := otherUserClient(t, cfg, "TestWriterGroupWithRealProcesses")
+	startDaemon(t, cfg, Options{})
+	os.Chmod(cfg.Daemon.Socket, 0o666) // the file mode is not what is tried here
+	if out := client([]uint32{uint32(gid)}); !strings.Contains(out, "status 200") {
+		t.Errorf("with the group as a supplementary group: %s", out)
+	}
+	if out := client(nil); !strings.Contains(out, "status 403") {
+		t.Errorf("without the group: %s", out)
+	}
+}
+
+// otherUserClient moves cfg's socket where any user can reach it and
+// returns a function that runs peerHelper as uid 4242 with the given
+// supplementary groups (re-running test, which must hand over to
+// peerHelper when PEER_HELPER_SOCKET is set) and returns what it printed.
+// It skips unless root.
+func otherUserClient(t *testing.T, cfg *config.Config, test string) func(groups []uint32) string {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a client as another user")
+	}
 	dir, err := os.MkdirTemp("", "swavd-peer-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
 	bin := filepath.Join(dir, "daemon.test")
 	self, _ := os.ReadFile(os.Args[0])
 	if err := os.WriteFile(bin, self, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cfg := testConfig(t)
 	cfg.Daemon.Socket = filepath.Join(dir, "swavd.sock")
-	cfg.Daemon.SocketGroup = "nogroup"
-	startDaemon(t, cfg, Options{})
-	os.Chmod(cfg.Daemon.Socket, 0o666) // the file mode is not what is tried here
-	client := func(groups []uint32) string {
-		cmd := exec.Command(bin, "-test.run=^TestWriterGroupWithRealProcesses$")
+	return func(groups []uint32) string {
+		cmd := exec.Command(bin, "-test.run=^"+test+"$")
 		cmd.Env = []string{"PEER_HELPER_SOCKET=" + cfg.Daemon.Socket}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 4242, Gid: 4242, Groups: groups}}
 		out, err := cmd.CombinedOutput()
@@ -89,12 +106,6 @@ func TestWriterGroupWithRealProcesses(t *testing.T) {
 			t.Fatalf("client: %v: %s", err, out)
 		}
 		return string(out)
-	}
-	if out := client([]uint32{uint32(gid)}); !strings.Contains(out, "status 200") {
-		t.Errorf("with the group as a supplementary group: %s", out)
-	}
-	if out := client(nil); !strings.Contains(out, "status 403") {
-		t.Errorf("without the group: %s", out)
 	}
 }
 

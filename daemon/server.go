@@ -25,13 +25,22 @@ type credKey struct{}
 
 // withPeerCred is the API server's ConnContext.
 func withPeerCred(ctx context.Context, c net.Conn) context.Context {
-	var pc peerCred // not ok: writes are refused
+	return context.WithValue(ctx, credKey{}, connCred(c))
+}
+
+// connCred reads the credentials of a Unix connection's peer; they are not
+// ok (writes are refused) for any other connection.
+func connCred(c net.Conn) peerCred {
+	if w, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = w.NetConn()
+	}
+	var pc peerCred
 	if uc, ok := c.(*net.UnixConn); ok {
 		if raw, err := uc.SyscallConn(); err == nil {
 			raw.Control(func(fd uintptr) { pc, _ = readPeerCred(int(fd)) })
 		}
 	}
-	return context.WithValue(ctx, credKey{}, pc)
+	return pc
 }
 
 // mayWrite decides whether a peer may change the daemon's state: root,
@@ -107,6 +116,9 @@ func (d *Daemon) Handler() http.Handler {
 		case r.Method != rt.method:
 			w.Header().Set("Allow", rt.method)
 			err = errorf(http.StatusMethodNotAllowed, "%s wants %s, not %s", r.URL.Path, rt.method, r.Method)
+		case r.ContentLength > d.config().Daemon.MaxRequestBytes: // refused before a byte of the body is read
+			err = errorf(http.StatusRequestEntityTooLarge, "request body of %d bytes over the %d-byte limit (daemon.max_request_bytes)",
+				r.ContentLength, d.config().Daemon.MaxRequestBytes)
 		case rt.write:
 			pc, _ := r.Context().Value(credKey{}).(peerCred)
 			if werr := mayWrite(pc, d.config().Daemon.SocketGroup); werr != nil {
@@ -126,6 +138,9 @@ func (d *Daemon) Handler() http.Handler {
 			case errors.As(err, &mbe):
 				code = http.StatusRequestEntityTooLarge
 				err = fmt.Errorf("request body over the %d-byte limit", mbe.Limit)
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				code = http.StatusRequestTimeout
+				err = fmt.Errorf("the request did not arrive within daemon.read_timeout (%v)", d.config().Daemon.ReadTimeout)
 			}
 			writeJSON(w, code, api.Error{Error: err.Error()})
 		}
@@ -230,6 +245,8 @@ func (d *Daemon) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return errors.New("events: streaming not supported")
 	}
+	// A stream outlives daemon.read_timeout, which bounds reading requests.
+	http.NewResponseController(w).SetReadDeadline(time.Time{})
 	ch, ok := d.events.subscribe()
 	if !ok {
 		return errorf(http.StatusServiceUnavailable, "the daemon is stopping")
