@@ -80,6 +80,7 @@ type Daemon struct {
 	conns   *capListener  // the API's connections (set by Run)
 
 	framesIn, assigned, ckptFails atomic.Uint64
+	rejected                      atomic.Uint64 // frames that failed Validate or the replay buffer
 	lastFrame, trainerBeat        atomic.Int64 // unix nanos
 }
 
@@ -310,13 +311,24 @@ func (d *Daemon) captureLoop(ctx context.Context) {
 		at := time.Now()
 		d.lastFrame.Store(at.UnixNano())
 		if err := im.Validate(); err != nil {
+			d.reject(err)
 			continue
 		}
 		fit := fitFrame(im, cfg.Input.Size, cfg.Input.Channels)
 		seq++
 		d.framesIn.Add(1)
 		d.ring.Push(Frame{Seq: seq, At: at, Img: fit})
-		d.replay.Add(fit)
+		if err := d.replay.Add(fit); err != nil {
+			d.reject(err)
+		}
+	}
+}
+
+// reject counts a frame the source gave but the daemon could not use (it
+// shows among the corrupt frames) and logs the first, then every 100th.
+func (d *Daemon) reject(err error) {
+	if n := d.rejected.Add(1); n%100 == 1 {
+		d.o.Logf("capture: frame rejected: %v (%d so far)", err, n)
 	}
 }
 
@@ -426,10 +438,7 @@ func (d *Daemon) trainLoop(ctx context.Context) {
 			d.o.Logf("train: step %d: loss not finite; undone, weights restored", step)
 		}
 		if step%dc.PublishEvery == 0 {
-			if _, err := d.sess.Trainer.Settle(); err != nil { // publish only weights that gave a finite loss
-				d.o.Logf("train: %v; undone, weights restored", err)
-				d.setTraining(func(t *api.Training) { t.Discarded++ })
-			}
+			d.settle() // publish only weights that gave a finite loss
 			d.assign.Publish(d.sess.Model, d.sess.Trainer.Step)
 		}
 		if (dc.CheckpointSteps > 0 && step-lastCkptStep >= dc.CheckpointSteps) ||
@@ -511,9 +520,20 @@ func (d *Daemon) checkpointNow() (api.Checkpoint, error) {
 	return c, nil
 }
 
+// settle waits for the training step in flight (GL reads its loss
+// asynchronously); a step whose loss was not finite is undone, logged and
+// counted like any other.
+func (d *Daemon) settle() {
+	if _, err := d.sess.Trainer.Settle(); err != nil {
+		d.o.Logf("train: %v; undone, weights restored", err)
+		d.setTraining(func(t *api.Training) { t.Discarded++ })
+	}
+}
+
 // encodeState serializes what a checkpoint holds: the trainer's state,
 // the cluster statistics and the replay buffer.
 func (d *Daemon) encodeState(cfg *config.Config) (map[string][]byte, error) {
+	d.settle()
 	cj, _ := json.Marshal(cfg)
 	d.mu.Lock()
 	base := d.base
@@ -559,7 +579,7 @@ func (d *Daemon) Status() api.Status {
 	r := d.rates
 	d.mu.Unlock()
 	s.Camera = api.Camera{Source: st.Spec, State: st.State, Format: st.Format, LastError: st.LastError, Reconnects: st.Reconnects,
-		FramesIn: d.framesIn.Load(), Corrupt: st.Corrupt, Dropped: d.ring.Dropped(), Assigned: d.assigned.Load(),
+		FramesIn: d.framesIn.Load(), Corrupt: st.Corrupt + d.rejected.Load(), Dropped: d.ring.Dropped(), Assigned: d.assigned.Load(),
 		FPSIn: r.in, FPSDropped: r.dropped}
 	s.Training.Replay = d.replay.Len()
 	s.Training.ModelStep = d.assign.Step()

@@ -67,6 +67,7 @@ type baseLoad struct {
 // state) become the base's, the assigner gets them, and a checkpoint
 // records the new start.
 func (d *Daemon) loadBase(req baseLoad) error {
+	d.settle()
 	if err := d.sess.Trainer.LoadState(req.file, req.meta); err != nil {
 		err = fmt.Errorf("base %.12s refused: %w", req.digest, err)
 		d.o.Logf("fleet: %v", err)

@@ -21,7 +21,7 @@ func (d *Daemon) handleMetrics(w http.ResponseWriter, r *http.Request) error {
 	metric("camera_up", "gauge", "1 while the frame source streams.", up)
 	metric("camera_reconnects_total", "counter", "Times the camera was reopened.", float64(s.Camera.Reconnects))
 	metric("frames_in_total", "counter", "Frames captured.", float64(s.Camera.FramesIn))
-	metric("frames_corrupt_total", "counter", "Frames that could not be decoded.", float64(s.Camera.Corrupt))
+	metric("frames_corrupt_total", "counter", "Frames that could not be decoded or were malformed.", float64(s.Camera.Corrupt))
 	metric("frames_dropped_total", "counter", "Frames dropped because the assigner fell behind.", float64(s.Camera.Dropped))
 	metric("frames_assigned_total", "counter", "Frames given a cluster.", float64(s.Camera.Assigned))
 	metric("train_step", "gauge", "Training steps taken.", float64(s.Training.Step))

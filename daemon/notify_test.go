@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
@@ -20,7 +21,7 @@ func TestSystemdNotifyAndWatchdog(t *testing.T) {
 	defer conn.Close()
 	t.Setenv("NOTIFY_SOCKET", sock)
 	t.Setenv("WATCHDOG_USEC", "600000")
-	notify, wd := SystemdNotifier()
+	notify, wd := SystemdNotifier(t.Logf)
 	if wd != 600*time.Millisecond {
 		t.Fatalf("watchdog interval %v", wd)
 	}
@@ -71,5 +72,19 @@ func TestSystemdNotifyAndWatchdog(t *testing.T) {
 	s.stop(t)
 	if got := count(200 * time.Millisecond); got["STOPPING"] != 1 {
 		t.Fatalf("on stop: %v", got)
+	}
+}
+
+// A notification that cannot be sent (systemd's socket gone) is logged,
+// once and then every 100th time.
+func TestSystemdNotifyFailureIsLogged(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", filepath.Join(t.TempDir(), "gone.sock"))
+	var logs []string
+	notify, _ := SystemdNotifier(func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) })
+	for range 150 {
+		notify("WATCHDOG=1")
+	}
+	if len(logs) != 2 || !strings.Contains(logs[0], `notify "WATCHDOG=1" failed`) || !strings.Contains(logs[1], "101 failures") {
+		t.Fatalf("logged %q", logs)
 	}
 }

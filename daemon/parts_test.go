@@ -309,3 +309,37 @@ func TestOversizedReplayIsRefused(t *testing.T) {
 		t.Fatalf("New = %v, want the replay buffer refused", err)
 	}
 }
+
+// badEvery gives every nth frame a pixel buffer that does not match its size.
+type badEvery struct {
+	capture.Source
+	n, i int
+}
+
+func (b *badEvery) Next(ctx context.Context) (*capture.Image, error) {
+	im, err := b.Source.Next(ctx)
+	if b.i++; err == nil && b.i%b.n == 0 {
+		bad := *im
+		bad.Pix = bad.Pix[:len(bad.Pix)/2]
+		return &bad, nil
+	}
+	return im, err
+}
+
+// A frame the source gives but that fails validation is counted among the
+// corrupt frames and logged (it was skipped silently).
+func TestInvalidFramesAreCountedAndLogged(t *testing.T) {
+	var mu sync.Mutex
+	var logs strings.Builder
+	logf := func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&logs, f+"\n", a...); mu.Unlock() }
+	s := startDaemon(t, testConfig(t), Options{Source: &badEvery{Source: patternSource(t, 200), n: 3}, Logf: logf})
+	waitFor(t, "invalid frames counted", func() bool {
+		st, err := s.client.Status(context.Background())
+		return err == nil && st.Camera.Corrupt >= 5 && st.Camera.FramesIn >= 10
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "capture: frame rejected: capture: bad image") {
+		t.Errorf("log: %s", logs.String())
+	}
+}

@@ -25,6 +25,11 @@ const (
 // model's, so a daemon sets it aside instead of deleting it.
 var ErrIncompatible = errors.New("made for another model configuration")
 
+// ErrInFlight refuses to save or load while a step's loss is still being
+// read (DelayLoss): Settle first, and count what it says; a step undone
+// there would otherwise go unreported.
+var ErrInFlight = errors.New("model: a training step is still in flight: Settle it first")
+
 // CheckpointMeta describes a checkpoint. It is stored inside the
 // safetensors header (authoritative) and beside it as meta.json for people.
 type CheckpointMeta struct {
@@ -79,7 +84,9 @@ func writeFileAtomic(path string, data []byte) error {
 // EncodeCheckpoint serializes the trainer's whole state: the safetensors
 // bytes (with the metadata inside) and the metadata as indented JSON.
 func EncodeCheckpoint(t *Trainer, meta CheckpointMeta) (tensors, metaJSON []byte, err error) {
-	t.Settle() // a step in flight is kept or undone first; either way the state is whole
+	if t.inflight != nil {
+		return nil, nil, ErrInFlight
+	}
 	be := t.M.Backend()
 	meta.Step, meta.Arch, meta.SavedAt = t.Step, t.M.Arch, time.Now().UTC()
 	if t.Queue != nil {
@@ -163,7 +170,9 @@ func LoadCheckpoint(dir string, t *Trainer) (CheckpointMeta, error) {
 
 // LoadState restores the trainer from parsed checkpoint tensors.
 func (t *Trainer) LoadState(f *safetensors.File, meta CheckpointMeta) error {
-	t.Settle()
+	if t.inflight != nil {
+		return ErrInFlight
+	}
 	state := t.State()
 	for _, n := range state {
 		st, ok := f.Tensors[n.Name]

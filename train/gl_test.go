@@ -270,6 +270,13 @@ func TestGLDelayedLossOverlapsSteps(t *testing.T) {
 	if _, err := delayS.Trainer.TrainStep(batch); err != nil {
 		t.Fatalf("issuing the NaN step: %v", err)
 	}
+	// Saving or loading first would settle it out of sight: refused.
+	if _, _, err := model.EncodeCheckpoint(delayS.Trainer, model.CheckpointMeta{}); !errors.Is(err, model.ErrInFlight) {
+		t.Fatalf("encoding a checkpoint with a step in flight: %v, want ErrInFlight", err)
+	}
+	if err := delayS.Trainer.LoadState(nil, model.CheckpointMeta{}); !errors.Is(err, model.ErrInFlight) {
+		t.Fatalf("loading a state with a step in flight: %v, want ErrInFlight", err)
+	}
 	if _, err := delayS.Trainer.Settle(); !errors.Is(err, model.ErrNonFinite) {
 		t.Fatalf("settling the NaN step: %v, want ErrNonFinite", err)
 	}

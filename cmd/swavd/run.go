@@ -34,7 +34,7 @@ func runDaemon(args []string) error {
 	if err != nil {
 		return err
 	}
-	notify, wd := daemon.SystemdNotifier()
+	notify, wd := daemon.SystemdNotifier(logger.Printf)
 	o := daemonOptions(cfg, be, c.notGL)
 	o.Notify, o.Watchdog, o.Logf = notify, wd, logger.Printf
 	d, err := daemon.New(o)

@@ -96,6 +96,11 @@ func runTrain(args []string) error {
 	for {
 		select {
 		case sig := <-stop:
+			if r, err := s.Settle(); err != nil {
+				return err
+			} else if r.Discarded {
+				fmt.Fprintf(os.Stderr, "step %d: loss is %v; discarded the step and restored the last good weights\n", r.Step, r.Loss)
+			}
 			if err := save(); err != nil {
 				return err
 			}

@@ -6,13 +6,32 @@ package cpu
 // #include "sgemm.h"
 import "C"
 
-import "unsafe"
+import (
+	"sync"
+	"unsafe"
+)
+
+// workspaces pools the kernel's packing buffers (2.2 MB each, one per
+// running product). They come from Go, not malloc: they count towards
+// GOMEMLIMIT (daemon.memory_limit_mib), and running out of memory is Go's
+// error instead of a NULL the kernel would have to handle.
+var workspaces = sync.Pool{New: func() any {
+	buf := make([]float32, C.SWAV_SGEMM_WORK+16)
+	off := 0 // align to 64 bytes, as the kernel's vector loads want
+	for uintptr(unsafe.Pointer(&buf[off]))%64 != 0 {
+		off++
+	}
+	w := buf[off : off+C.SWAV_SGEMM_WORK]
+	return &w
+}}
 
 // gemmSerial runs the C kernel on one thread.
 func gemmSerial(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	w := workspaces.Get().(*[]float32)
+	defer workspaces.Put(w)
 	C.swav_sgemm(cbool(tA), cbool(tB), C.int(m), C.int(n), C.int(k), C.float(alpha),
 		(*C.float)(unsafe.Pointer(&a[0])), C.int(lda), (*C.float)(unsafe.Pointer(&b[0])), C.int(ldb),
-		C.float(beta), (*C.float)(unsafe.Pointer(&c[0])), C.int(ldc))
+		C.float(beta), (*C.float)(unsafe.Pointer(&c[0])), C.int(ldc), (*C.float)(unsafe.Pointer(&(*w)[0])))
 }
 
 func cbool(b bool) C.int {

@@ -3,7 +3,6 @@
 // extensions, so one source gives SIMD code on any target; on x86-64 it is
 // built three times (AVX-512, AVX2+FMA, baseline SSE2) and the processor
 // picks at run time. Threads come from Go.
-#include <stdlib.h>
 #include <string.h>
 #include "sgemm.h"
 
@@ -66,8 +65,11 @@ __attribute__((constructor)) static void pick_variant(void) {
 }
 #endif
 
+_Static_assert(MC * KC + KC * (NC + 32) <= SWAV_SGEMM_WORK, "workspace too small");
+_Static_assert(MC * KC % 16 == 0, "the B panel must stay 64-byte aligned");
+
 void swav_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                const float *B, int ldb, float beta, float *C, int ldc) {
+                const float *B, int ldb, float beta, float *C, int ldc, float *work) {
 	if (M <= 0 || N <= 0) return;
 	if (K <= 0 || alpha == 0) {
 		for (int i = 0; i < M; i++)
@@ -75,8 +77,8 @@ void swav_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A
 		return;
 	}
 #if defined(__x86_64__)
-	if (variant == 2) { sgemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
-	if (variant == 1) { sgemm_avx2(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
+	if (variant == 2) { sgemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, work); return; }
+	if (variant == 1) { sgemm_avx2(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, work); return; }
 #endif
-	sgemm_generic(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+	sgemm_generic(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, work);
 }

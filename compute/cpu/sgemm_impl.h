@@ -55,9 +55,8 @@ INLINE void KERNEL(int kc, const float *restrict a, const float *restrict b, flo
 }
 
 ATTR static void FN(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                    const float *B, int ldb, float beta, float *C, int ldc) {
-	float *pa = aligned_alloc(64, sizeof(float) * MC * KC);
-	float *pb = aligned_alloc(64, sizeof(float) * KC * (NC + NR));
+                    const float *B, int ldb, float beta, float *C, int ldc, float *work) {
+	float *pa = work, *pb = work + MC * KC;
 	float t[MR * NR] __attribute__((aligned(64)));
 	for (int j0 = 0; j0 < N; j0 += NC) {
 		int nc = N - j0 < NC ? N - j0 : NC;
@@ -86,8 +85,6 @@ ATTR static void FN(int ta, int tb, int M, int N, int K, float alpha, const floa
 			}
 		}
 	}
-	free(pa);
-	free(pb);
 }
 
 #undef PACKA
