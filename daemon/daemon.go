@@ -81,7 +81,7 @@ type Daemon struct {
 
 	framesIn, assigned, ckptFails atomic.Uint64
 	rejected                      atomic.Uint64 // frames that failed Validate or the replay buffer
-	lastFrame, trainerBeat        atomic.Int64 // unix nanos
+	lastFrame, trainerBeat        atomic.Int64  // unix nanos
 }
 
 // uploadSlots is how many /v1/assign uploads are read and decoded at once:
