@@ -45,7 +45,8 @@ type Config struct {
 	Optim   model.Optim   `mapstructure:"optim"`
 	Train   Train         `mapstructure:"train"`
 	Compute struct {
-		Backend string `mapstructure:"backend"`
+		Backend        string        `mapstructure:"backend"`
+		GLFenceTimeout time.Duration `mapstructure:"gl_fence_timeout"`
 	} `mapstructure:"compute"`
 	Daemon Daemon `mapstructure:"daemon"`
 	Fleet  Fleet  `mapstructure:"fleet"`

@@ -91,6 +91,7 @@ func (c *Config) problems() []error {
 		intIn("train.log_every", t.LogEvery, 1, 1<<30),
 		intIn("train.checkpoint_every", t.CheckpointEvery, 0, 1<<30),
 		oneOf("compute.backend", c.Compute.Backend, "cpu", "auto", "gl", "gles"),
+		durationIn("compute.gl_fence_timeout", c.Compute.GLFenceTimeout, 0, time.Hour),
 	}
 	checks = append(checks, c.Daemon.validate()...)
 	checks = append(checks, c.Fleet.validate()...)

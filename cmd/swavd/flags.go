@@ -74,7 +74,7 @@ func newBackend(cfg *config.Config) (be compute.Backend, notGL string, err error
 		if cfg.Compute.Backend == "gles" {
 			api = gl.GLES31
 		}
-		b, err := gl.New(api)
+		b, err := openGL(api, cfg)
 		if err != nil {
 			return nil, "", err
 		}
@@ -87,7 +87,7 @@ func newBackend(cfg *config.Config) (be compute.Backend, notGL string, err error
 	}
 	var why []string
 	for _, api := range []gl.API{gl.GL43, gl.GLES31} {
-		b, err := gl.New(api)
+		b, err := openGL(api, cfg)
 		if err == nil && b.Info().Software() {
 			err = fmt.Errorf("%s is a software renderer, slower than the CPU backend (compute.backend: %s uses it anyway)",
 				b.Info().Renderer, map[gl.API]string{gl.GL43: "gl", gl.GLES31: "gles"}[api])
@@ -106,6 +106,15 @@ func newBackend(cfg *config.Config) (be compute.Backend, notGL string, err error
 	notGL = strings.Join(why, "; ")
 	fmt.Fprintf(os.Stderr, "compute.backend auto: using the CPU (%s)\n", notGL)
 	return cpu.New(), notGL, nil
+}
+
+// openGL opens a GL backend with the configuration's settings.
+func openGL(api gl.API, cfg *config.Config) (*gl.Backend, error) {
+	b, err := gl.New(api)
+	if err == nil {
+		b.FenceTimeout = cfg.Compute.GLFenceTimeout
+	}
+	return b, err
 }
 
 func reportGL(b *gl.Backend) {

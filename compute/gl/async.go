@@ -1,7 +1,9 @@
 package gl
 
 import (
+	"errors"
 	"fmt"
+	"time"
 	"unsafe"
 
 	"github.com/swavd/swavd/compute"
@@ -38,6 +40,28 @@ func (b *Backend) ReadAsync(src compute.Tensor) compute.Pending {
 	return p
 }
 
+var errWaitFailed = errors.New("gl: waiting for a fence failed")
+
+// waitFence waits for a fence through wait (ClientWaitSync with a timeout
+// in nanoseconds), asking again every 100 ms, for at most limit (0: no
+// limit). A GPU that never reaches the fence (hung, or lost without the
+// driver saying so) gives an error instead of a wait forever.
+func waitFence(wait func(ns uint64) uint32, limit time.Duration) error {
+	start := time.Now()
+	for {
+		switch wait(100_000_000) {
+		case glWaitFailed:
+			return errWaitFailed
+		case glTimeoutExpired:
+			if limit > 0 && time.Since(start) >= limit {
+				return fmt.Errorf("gl: the GPU did not finish its work within %v (compute.gl_fence_timeout): it may have hung", limit)
+			}
+		default:
+			return nil
+		}
+	}
+}
+
 // Wait blocks until the fenced copy is done and reads it.
 func (p *pending) Wait(dst []float32) {
 	b := p.b
@@ -46,17 +70,17 @@ func (p *pending) Wait(dst []float32) {
 	}
 	b.ctx.do(func() {
 		f := b.ctx.fn
-		for {
-			r := f.ClientWaitSync(p.fence, glSyncFlushCommandsBit, 100_000_000) // 100 ms, then ask again
-			if r == glWaitFailed {
-				b.fail(fmt.Errorf("gl: waiting for a fence failed: %s", glErrorName(f.GetError())))
-				break
-			}
-			if r != glTimeoutExpired {
-				break
-			}
+		err := waitFence(func(ns uint64) uint32 { return f.ClientWaitSync(p.fence, glSyncFlushCommandsBit, ns) }, b.FenceTimeout)
+		if errors.Is(err, errWaitFailed) {
+			err = fmt.Errorf("%w: %s", err, glErrorName(f.GetError()))
 		}
 		f.DeleteSync(p.fence)
+		if err != nil {
+			b.fail(err) // the backend is unusable from here: the trainer stops or falls back
+			clear(dst)
+			b.pool(p.staging)
+			return
+		}
 		f.BindBuffer(glShaderStorageBuffer, p.staging.id)
 		m := f.MapBufferRange(glShaderStorageBuffer, 0, 4*p.n, glMapReadBit)
 		if m == nil {

@@ -3,6 +3,7 @@ package gl
 import (
 	"fmt"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/swavd/swavd/compute"
@@ -43,6 +44,11 @@ type Stats struct {
 // own thread: operations are posted to it in order and return at once;
 // uploads, downloads and Finish wait for it.
 type Backend struct {
+	// FenceTimeout bounds a wait for the GPU to reach a fence
+	// (compute.gl_fence_timeout); past it the backend fails as on a lost
+	// context. 0 waits for ever. Set it before use.
+	FenceTimeout time.Duration
+
 	ctx *context
 	wg  int // workgroup size of 1-D shaders
 	// On the context's thread only:

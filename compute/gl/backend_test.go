@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/swavd/swavd/compute"
 	"github.com/swavd/swavd/compute/computetest"
@@ -90,5 +91,28 @@ func TestSelfTest(t *testing.T) {
 				t.Fatalf("against a product off by 1%%: %v", err)
 			}
 		})
+	}
+}
+
+// A fence the GPU never reaches ends the wait with an error after
+// compute.gl_fence_timeout, instead of a loop that never ends.
+func TestFenceWaitTimesOut(t *testing.T) {
+	calls := 0
+	never := func(uint64) uint32 { calls++; time.Sleep(10 * time.Millisecond); return glTimeoutExpired }
+	err := waitFence(never, 50*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "compute.gl_fence_timeout") || calls < 5 {
+		t.Fatalf("after %d waits: %v", calls, err)
+	}
+	signalled := 0
+	if err := waitFence(func(uint64) uint32 {
+		if signalled++; signalled < 3 {
+			return glTimeoutExpired
+		}
+		return 0x911A // GL_CONDITION_SATISFIED
+	}, time.Minute); err != nil {
+		t.Fatalf("a fence reached on the third wait: %v", err)
+	}
+	if err := waitFence(func(uint64) uint32 { return glWaitFailed }, 0); !errors.Is(err, errWaitFailed) {
+		t.Fatalf("a failed wait: %v", err)
 	}
 }
