@@ -1,13 +1,16 @@
 package daemon
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"image/png"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -312,5 +315,38 @@ func TestUploadsAreBounded(t *testing.T) {
 	}
 	if _, err := s.client.Assign(ctx, pngBytes(20, 30)); err != nil {
 		t.Fatalf("with the slots free again: %v", err)
+	}
+}
+
+// A handler's panic is a JSON 500 and a log line, not a dropped
+// connection; Go's own pre-handler errors stay plain text, as the README
+// says.
+func TestPanicsAreJSONAndPreHandlerErrorsAreDocumented(t *testing.T) {
+	var logged string
+	h := recoverJSON(func(f string, a ...any) { logged = fmt.Sprintf(f, a...) }, func(w http.ResponseWriter, r *http.Request) {
+		panic("boom")
+	})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/status", nil))
+	var e api.Error
+	if rec.Code != 500 || json.Unmarshal(rec.Body.Bytes(), &e) != nil || !strings.Contains(e.Error, "boom") || !strings.Contains(logged, "panic: boom") {
+		t.Fatalf("%d %q, logged %q", rec.Code, rec.Body, logged)
+	}
+
+	cfg := testConfig(t)
+	startDaemon(t, cfg, Options{})
+	c, err := net.Dial("unix", cfg.Daemon.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "NOT A REQUEST\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 400 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("a malformed request line: %d %s; the README says Go answers it with a plain-text 400", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/user"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -107,7 +108,7 @@ func (d *Daemon) Handler() http.Handler {
 		"/fleet/snapshot": {http.MethodGet, false, d.handleFleetSnapshot},
 		"/fleet/rebase":   {http.MethodPost, true, d.handleRebase},
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return recoverJSON(d.o.Logf, func(w http.ResponseWriter, r *http.Request) {
 		rt, ok := routes[trimVersion(r.URL.Path)]
 		var err error
 		switch {
@@ -144,6 +145,28 @@ func (d *Daemon) Handler() http.Handler {
 			}
 			writeJSON(w, code, api.Error{Error: err.Error()})
 		}
+	})
+}
+
+// recoverJSON turns a handler's panic into a logged 500 with a JSON body
+// (when nothing was written yet) instead of a dropped connection; the
+// daemon keeps serving. Errors Go's server writes before any handler runs
+// (a malformed request line, headers over the limit) stay plain text: the
+// server offers no hook for them (README, The local API).
+func recoverJSON(logf func(string, ...any), h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil || v == http.ErrAbortHandler {
+				if v != nil {
+					panic(v)
+				}
+				return
+			}
+			logf("api: %s %s: panic: %v\n%s", r.Method, r.URL.Path, v, debug.Stack())
+			writeJSON(w, http.StatusInternalServerError, api.Error{Error: fmt.Sprintf("internal error serving %s: %v", r.URL.Path, v)})
+		}()
+		h(w, r)
 	})
 }
 
