@@ -22,6 +22,7 @@ import (
 	"github.com/swavd/swavd/api"
 	"github.com/swavd/swavd/capture"
 	"github.com/swavd/swavd/compute/cpu"
+	"github.com/swavd/swavd/internal/logging"
 	"github.com/swavd/swavd/safetensors"
 )
 
@@ -323,7 +324,7 @@ func TestUploadsAreBounded(t *testing.T) {
 // says.
 func TestPanicsAreJSONAndPreHandlerErrorsAreDocumented(t *testing.T) {
 	var logged string
-	h := recoverJSON(func(f string, a ...any) { logged = fmt.Sprintf(f, a...) }, func(w http.ResponseWriter, r *http.Request) {
+	h := recoverJSON(logging.Printf(func(f string, a ...any) { logged = fmt.Sprintf(f, a...) }), func(w http.ResponseWriter, r *http.Request) {
 		panic("boom")
 	})
 	rec := httptest.NewRecorder()

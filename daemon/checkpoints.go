@@ -18,6 +18,8 @@ import (
 
 	"github.com/swavd/swavd/api"
 	"github.com/swavd/swavd/model"
+
+	"github.com/swavd/swavd/internal/logging"
 )
 
 const manifestFile = "manifest.json"
@@ -30,7 +32,7 @@ const manifestFile = "manifest.json"
 type Checkpoints struct {
 	Dir  string
 	Keep atomic.Int64 // how many to keep; a reload changes it while the trainer saves
-	Logf func(format string, args ...any)
+	Log  logging.Logger
 	// writeFile writes and fsyncs one file; tests swap it to fill the disk.
 	writeFile func(path string, data []byte) error
 
@@ -48,7 +50,7 @@ func NewCheckpoints(dir string, keep int) (*Checkpoints, error) {
 	for _, t := range tmps {
 		os.RemoveAll(t)
 	}
-	c := &Checkpoints{Dir: dir, writeFile: writeFileSync, Logf: func(string, ...any) {}}
+	c := &Checkpoints{Dir: dir, writeFile: writeFileSync}
 	c.Keep.Store(int64(keep))
 	return c, nil
 }
@@ -116,7 +118,7 @@ func (c *Checkpoints) Save(step int, files map[string][]byte) (api.Checkpoint, e
 	}
 	c.setWhole(final, true)
 	if err := c.prune(final); err != nil {
-		c.Logf("checkpoint at step %d written, but pruning older ones failed: %v", step, err)
+		c.Log.Warnf("checkpoint at step %d written, but pruning older ones failed: %v", step, err)
 	}
 	return api.Checkpoint{Path: final, Step: step, At: now, Bytes: size}, nil
 }

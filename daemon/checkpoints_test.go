@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/swavd/swavd/compute/cpu"
+	"github.com/swavd/swavd/internal/logging"
 	"github.com/swavd/swavd/model"
 )
 
@@ -282,7 +283,7 @@ func TestStatusShowsTheRestoredCheckpoint(t *testing.T) {
 	if final == nil {
 		t.Fatal("no final checkpoint")
 	}
-	d, err := New(Options{Config: cfg, Backend: cpu.New(), Source: patternSource(t, 200), Logf: t.Logf})
+	d, err := New(Options{Config: cfg, Backend: cpu.New(), Source: patternSource(t, 200), Log: logging.Printf(t.Logf)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +318,7 @@ func TestModelChangeSetsOldCheckpointsAside(t *testing.T) {
 	if fresh == nil || fresh.Step != 0 {
 		t.Fatalf("new configuration's checkpoint: %+v", fresh)
 	}
-	d, err := New(Options{Config: &changed, Backend: cpu.New(), Source: patternSource(t, 200), Logf: t.Logf})
+	d, err := New(Options{Config: &changed, Backend: cpu.New(), Source: patternSource(t, 200), Log: logging.Printf(t.Logf)})
 	if err != nil {
 		t.Fatal(err)
 	}

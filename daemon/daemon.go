@@ -22,6 +22,8 @@ import (
 	"github.com/swavd/swavd/fleet/link"
 	"github.com/swavd/swavd/model"
 	"github.com/swavd/swavd/train"
+
+	"github.com/swavd/swavd/internal/logging"
 )
 
 // Options are what the daemon is built from.
@@ -40,7 +42,7 @@ type Options struct {
 	// nil sends none. Watchdog is the systemd watchdog interval (0: off).
 	Notify   func(state string)
 	Watchdog time.Duration
-	Logf     func(format string, args ...any)
+	Log      logging.Logger // the zero Logger discards
 }
 
 // Daemon is a running swavd: capture, assigner, trainer, API.
@@ -97,9 +99,6 @@ type ckptResult struct {
 // state directory.
 func New(o Options) (*Daemon, error) {
 	cfg := o.Config
-	if o.Logf == nil {
-		o.Logf = func(string, ...any) {}
-	}
 	if o.Notify == nil {
 		o.Notify = func(string) {}
 	}
@@ -120,7 +119,7 @@ func New(o Options) (*Daemon, error) {
 	if d.ckpts, err = NewCheckpoints(dc.StateDir+"/checkpoints", dc.KeepCheckpoints); err != nil {
 		return nil, err
 	}
-	d.ckpts.Logf = o.Logf
+	d.ckpts.Log = o.Log
 	if d.assign, err = NewAssigner(cfg); err != nil {
 		return nil, err
 	}
@@ -197,18 +196,18 @@ func (d *Daemon) restore(modelOnly bool) error {
 		}
 		if b, ok := files[fileStats]; ok {
 			if err := json.Unmarshal(b, d.stats); err != nil {
-				d.o.Logf("checkpoint: cluster statistics not restored: %v", err)
+				d.o.Log.Warnf("checkpoint: cluster statistics not restored: %v", err)
 			}
 		}
 		if b, ok := files[fileReplay]; ok {
 			if err := d.replay.Restore(bytes.NewReader(b)); err != nil {
-				d.o.Logf("checkpoint: replay frames not restored: %v", err)
+				d.o.Log.Warnf("checkpoint: replay frames not restored: %v", err)
 			}
 		}
 		return nil
 	})
 	for _, err := range skipped {
-		d.o.Logf("%v", err)
+		d.o.Log.Warnf("%v", err)
 	}
 	if err != nil {
 		return fmt.Errorf("restoring state: %w", err)
@@ -217,7 +216,7 @@ func (d *Daemon) restore(modelOnly bool) error {
 		d.mu.Lock()
 		d.last = &restored
 		d.mu.Unlock()
-		d.o.Logf("resumed from %s at step %d with %d replay frames", restored.Path, d.sess.Trainer.Step, d.replay.Len())
+		d.o.Log.Infof("resumed from %s at step %d with %d replay frames", restored.Path, d.sess.Trainer.Step, d.replay.Len())
 	}
 	return nil
 }
@@ -245,7 +244,7 @@ func (d *Daemon) Run(ctx context.Context, ln net.Listener) error {
 	go func() { d.trainLoop(work); close(trainDone) }()
 	run(d.monitor)
 	d.o.Notify("READY=1")
-	d.o.Logf("serving on %s: source %s, backend %s, preset %s", ln.Addr(), d.src.Status().Spec, d.backendInfo().Name, d.config().Preset)
+	d.o.Log.Infof("serving on %s: source %s, backend %s, preset %s", ln.Addr(), d.src.Status().Spec, d.backendInfo().Name, d.config().Preset)
 
 	var err error
 	select {
@@ -260,7 +259,7 @@ func (d *Daemon) Run(ctx context.Context, ln net.Listener) error {
 	stopWork()
 	<-trainDone
 	if _, cerr := d.checkpointNow(); cerr != nil {
-		d.o.Logf("final checkpoint: %v", cerr)
+		d.o.Log.Errorf("final checkpoint: %v", cerr)
 	}
 	shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -304,7 +303,7 @@ func (d *Daemon) captureLoop(ctx context.Context) {
 		im, err := d.src.Next(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
-				d.o.Logf("capture: %v", err)
+				d.o.Log.Errorf("capture: %v", err)
 			}
 			return
 		}
@@ -328,7 +327,7 @@ func (d *Daemon) captureLoop(ctx context.Context) {
 // shows among the corrupt frames) and logs the first, then every 100th.
 func (d *Daemon) reject(err error) {
 	if n := d.rejected.Add(1); n%100 == 1 {
-		d.o.Logf("capture: frame rejected: %v (%d so far)", err, n)
+		d.o.Log.Warnf("capture: frame rejected: %v (%d so far)", err, n)
 	}
 }
 
@@ -340,7 +339,7 @@ func (d *Daemon) assignLoop(ctx context.Context) {
 		}
 		c, conf, step, err := d.assign.Assign(f.Img, nil)
 		if err != nil {
-			d.o.Logf("assign: frame %d: %v", f.Seq, err)
+			d.o.Log.Warnf("assign: frame %d: %v", f.Seq, err)
 			continue
 		}
 		now := time.Now()
@@ -408,7 +407,7 @@ func (d *Daemon) trainLoop(ctx context.Context) {
 		}
 		d.setTraining(func(t *api.Training) { t.State = "training" })
 		if err := d.replay.Sample(imgs, rng); err != nil {
-			d.o.Logf("train: %v", err)
+			d.o.Log.Warnf("train: %v", err)
 			continue
 		}
 		t0 := time.Now()
@@ -435,7 +434,7 @@ func (d *Daemon) trainLoop(ctx context.Context) {
 			t.SamplesPS = 0.9*t.SamplesPS + 0.1*sps
 		})
 		if r.Discarded {
-			d.o.Logf("train: step %d: loss not finite; undone, weights restored", step)
+			d.o.Log.Warnf("train: step %d: loss not finite; undone, weights restored", step)
 		}
 		if step%dc.PublishEvery == 0 {
 			d.settle() // publish only weights that gave a finite loss
@@ -444,7 +443,7 @@ func (d *Daemon) trainLoop(ctx context.Context) {
 		if (dc.CheckpointSteps > 0 && step-lastCkptStep >= dc.CheckpointSteps) ||
 			(dc.CheckpointInterval > 0 && time.Since(lastCkpt) >= dc.CheckpointInterval) {
 			if _, err := d.checkpointNow(); err != nil {
-				d.o.Logf("%v", err)
+				d.o.Log.Errorf("%v", err)
 			}
 			lastCkpt, lastCkptStep = time.Now(), step
 		}
@@ -464,7 +463,7 @@ func (d *Daemon) trainLoop(ctx context.Context) {
 // anything else stops training while capture, assignment and the API go
 // on. It reports whether training can continue.
 func (d *Daemon) recoverBackend(stepErr error) bool {
-	d.o.Logf("train: %v", stepErr)
+	d.o.Log.Errorf("train: %v", stepErr)
 	var fb compute.Backend
 	if d.o.Fallback != nil && d.o.Backend.Name() != "cpu" {
 		fb = d.o.Fallback()
@@ -490,7 +489,7 @@ func (d *Daemon) recoverBackend(stepErr error) bool {
 	d.backend = api.Backend{Name: fb.Name(), Fallback: stepErr.Error()}
 	d.training.LastError = stepErr.Error()
 	d.mu.Unlock()
-	d.o.Logf("train: moved to the CPU backend at step %d", d.sess.Trainer.Step)
+	d.o.Log.Warnf("train: moved to the CPU backend at step %d", d.sess.Trainer.Step)
 	return true
 }
 
@@ -525,7 +524,7 @@ func (d *Daemon) checkpointNow() (api.Checkpoint, error) {
 // counted like any other.
 func (d *Daemon) settle() {
 	if _, err := d.sess.Trainer.Settle(); err != nil {
-		d.o.Logf("train: %v; undone, weights restored", err)
+		d.o.Log.Warnf("train: %v; undone, weights restored", err)
 		d.setTraining(func(t *api.Training) { t.Discarded++ })
 	}
 }

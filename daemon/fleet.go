@@ -70,7 +70,7 @@ func (d *Daemon) loadBase(req baseLoad) error {
 	d.settle()
 	if err := d.sess.Trainer.LoadState(req.file, req.meta); err != nil {
 		err = fmt.Errorf("base %.12s refused: %w", req.digest, err)
-		d.o.Logf("fleet: %v", err)
+		d.o.Log.Warnf("fleet: %v", err)
 		return err
 	}
 	d.mu.Lock()
@@ -78,9 +78,9 @@ func (d *Daemon) loadBase(req baseLoad) error {
 	d.training.Step = d.sess.Trainer.Step
 	d.mu.Unlock()
 	d.assign.Publish(d.sess.Model, d.sess.Trainer.Step)
-	d.o.Logf("fleet: started from base %s at step %d", req.digest, d.sess.Trainer.Step)
+	d.o.Log.Infof("fleet: started from base %s at step %d", req.digest, d.sess.Trainer.Step)
 	if _, err := d.checkpointNow(); err != nil {
-		d.o.Logf("%v", err)
+		d.o.Log.Errorf("%v", err)
 	}
 	return nil
 }
@@ -159,11 +159,11 @@ func (d *Daemon) startFleet() {
 	if err == nil {
 		d.fleet, err = link.Start(link.Options{URL: fc.URL, DeviceID: id, CA: fc.CA, Cert: fc.Cert, Key: fc.Key,
 			Version: d.o.Version, Preset: d.config().Preset, Share: fc.Share, AnnounceEvery: fc.AnnounceEvery,
-			SnapshotEvery: fc.SnapshotEvery, Logf: d.o.Logf}, fleetSource{d})
+			SnapshotEvery: fc.SnapshotEvery, Log: d.o.Log}, fleetSource{d})
 	}
 	if err != nil {
 		d.fleetErr = err.Error()
-		d.o.Logf("fleet: not linked: %v", err)
+		d.o.Log.Errorf("fleet: not linked: %v", err)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/swavd/swavd/fleet"
 	"github.com/swavd/swavd/fleet/certs"
 	"github.com/swavd/swavd/fleet/server"
+	"github.com/swavd/swavd/internal/logging"
 	"github.com/swavd/swavd/model"
 	"github.com/swavd/swavd/train"
 )
@@ -41,7 +42,7 @@ func TestFleetBaseStartRefuseAndRebase(t *testing.T) {
 	if err := certs.Issue(certDir, "cam-b"); err != nil {
 		t.Fatal(err)
 	}
-	fl, err := server.Start(context.Background(), server.Options{StateDir: t.TempDir(), Certs: certDir, NATSListen: "127.0.0.1:0", Logf: t.Logf})
+	fl, err := server.Start(context.Background(), server.Options{StateDir: t.TempDir(), Certs: certDir, NATSListen: "127.0.0.1:0", Log: logging.Printf(t.Logf)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/swavd/swavd/compute"
 	"github.com/swavd/swavd/compute/cpu"
 	"github.com/swavd/swavd/config"
+	"github.com/swavd/swavd/internal/logging"
 )
 
 func testConfigFor(t testing.TB, preset string) *config.Config {
@@ -87,8 +88,8 @@ func startDaemonOn(t *testing.T, cfg *config.Config, be compute.Backend, o Optio
 	if o.Source == nil {
 		o.Source = patternSource(t, 200)
 	}
-	if o.Logf == nil {
-		o.Logf = t.Logf
+	if o.Log.L == nil {
+		o.Log = logging.Printf(t.Logf)
 	}
 	d, err := New(o)
 	if err != nil {

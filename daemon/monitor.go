@@ -47,9 +47,9 @@ func (d *Daemon) monitor(ctx context.Context) {
 				if petting != (why == "") { // log changes only
 					petting = why == ""
 					if petting {
-						d.o.Logf("watchdog: progress again; petting systemd")
+						d.o.Log.Infof("watchdog: progress again; petting systemd")
 					} else {
-						d.o.Logf("watchdog: not petting systemd: %s", why)
+						d.o.Log.Warnf("watchdog: not petting systemd: %s", why)
 					}
 				}
 			}
@@ -79,12 +79,12 @@ func (d *Daemon) logCapture(seen capture.SourceStatus) capture.SourceStatus {
 	st := d.src.Status()
 	switch {
 	case st.State != seen.State && st.State == capture.StateStreaming && seen.State != "":
-		d.o.Logf("capture: %s: streaming again", st.Spec)
+		d.o.Log.Infof("capture: %s: streaming again", st.Spec)
 	case st.LastError != "" && (st.LastError != seen.LastError || st.State != seen.State):
-		d.o.Logf("capture: %s: %s: %s", st.Spec, st.State, st.LastError)
+		d.o.Log.Warnf("capture: %s: %s: %s", st.Spec, st.State, st.LastError)
 	}
 	if st.Corrupt > seen.Corrupt && seen.State != "" {
-		d.o.Logf("capture: %s: %d corrupt frames skipped (%d in all)", st.Spec, st.Corrupt-seen.Corrupt, st.Corrupt)
+		d.o.Log.Warnf("capture: %s: %d corrupt frames skipped (%d in all)", st.Spec, st.Corrupt-seen.Corrupt, st.Corrupt)
 	}
 	return st
 }

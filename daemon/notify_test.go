@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"github.com/swavd/swavd/internal/logging"
 	"net"
 	"path/filepath"
 	"strings"
@@ -21,7 +22,7 @@ func TestSystemdNotifyAndWatchdog(t *testing.T) {
 	defer conn.Close()
 	t.Setenv("NOTIFY_SOCKET", sock)
 	t.Setenv("WATCHDOG_USEC", "600000")
-	notify, wd := SystemdNotifier(t.Logf)
+	notify, wd := SystemdNotifier(logging.Printf(t.Logf))
 	if wd != 600*time.Millisecond {
 		t.Fatalf("watchdog interval %v", wd)
 	}
@@ -80,7 +81,7 @@ func TestSystemdNotifyAndWatchdog(t *testing.T) {
 func TestSystemdNotifyFailureIsLogged(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", filepath.Join(t.TempDir(), "gone.sock"))
 	var logs []string
-	notify, _ := SystemdNotifier(func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) })
+	notify, _ := SystemdNotifier(logging.Printf(func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }))
 	for range 150 {
 		notify("WATCHDOG=1")
 	}

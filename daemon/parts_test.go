@@ -21,6 +21,7 @@ import (
 	"github.com/swavd/swavd/api"
 	"github.com/swavd/swavd/capture"
 	"github.com/swavd/swavd/compute/cpu"
+	"github.com/swavd/swavd/internal/logging"
 )
 
 func gray(size int, v uint8, label int) *capture.Image {
@@ -287,7 +288,7 @@ func TestCaptureErrorsAreLogged(t *testing.T) {
 	var mu sync.Mutex
 	var logs strings.Builder
 	logf := func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&logs, f+"\n", a...); mu.Unlock() }
-	startDaemon(t, testConfig(t), Options{Source: src, Logf: logf})
+	startDaemon(t, testConfig(t), Options{Source: src, Log: logging.Printf(logf)})
 	waitFor(t, "the truncation logged", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -304,7 +305,7 @@ func TestOversizedReplayIsRefused(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	_, err := New(Options{Config: cfg, Backend: cpu.New(), Source: patternSource(t, 200), Logf: t.Logf})
+	_, err := New(Options{Config: cfg, Backend: cpu.New(), Source: patternSource(t, 200), Log: logging.Printf(t.Logf)})
 	if err == nil || !strings.Contains(err.Error(), "daemon.replay_size") {
 		t.Fatalf("New = %v, want the replay buffer refused", err)
 	}
@@ -332,7 +333,7 @@ func TestInvalidFramesAreCountedAndLogged(t *testing.T) {
 	var mu sync.Mutex
 	var logs strings.Builder
 	logf := func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&logs, f+"\n", a...); mu.Unlock() }
-	s := startDaemon(t, testConfig(t), Options{Source: &badEvery{Source: patternSource(t, 200), n: 3}, Logf: logf})
+	s := startDaemon(t, testConfig(t), Options{Source: &badEvery{Source: patternSource(t, 200), n: 3}, Log: logging.Printf(logf)})
 	waitFor(t, "invalid frames counted", func() bool {
 		st, err := s.client.Status(context.Background())
 		return err == nil && st.Camera.Corrupt >= 5 && st.Camera.FramesIn >= 10

@@ -18,6 +18,8 @@ import (
 	"github.com/swavd/swavd/api"
 	"github.com/swavd/swavd/capture"
 	"github.com/swavd/swavd/safetensors"
+
+	"github.com/swavd/swavd/internal/logging"
 )
 
 // peerCred is the credential of the process at the other end of a Unix
@@ -108,7 +110,7 @@ func (d *Daemon) Handler() http.Handler {
 		"/fleet/snapshot": {http.MethodGet, false, d.handleFleetSnapshot},
 		"/fleet/rebase":   {http.MethodPost, true, d.handleRebase},
 	}
-	return recoverJSON(d.o.Logf, func(w http.ResponseWriter, r *http.Request) {
+	return recoverJSON(d.o.Log, func(w http.ResponseWriter, r *http.Request) {
 		rt, ok := routes[trimVersion(r.URL.Path)]
 		var err error
 		switch {
@@ -153,7 +155,7 @@ func (d *Daemon) Handler() http.Handler {
 // daemon keeps serving. Errors Go's server writes before any handler runs
 // (a malformed request line, headers over the limit) stay plain text: the
 // server offers no hook for them (README, The local API).
-func recoverJSON(logf func(string, ...any), h http.HandlerFunc) http.Handler {
+func recoverJSON(log logging.Logger, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			v := recover()
@@ -163,7 +165,7 @@ func recoverJSON(logf func(string, ...any), h http.HandlerFunc) http.Handler {
 				}
 				return
 			}
-			logf("api: %s %s: panic: %v\n%s", r.Method, r.URL.Path, v, debug.Stack())
+			log.Errorf("api: %s %s: panic: %v\n%s", r.Method, r.URL.Path, v, debug.Stack())
 			writeJSON(w, http.StatusInternalServerError, api.Error{Error: fmt.Sprintf("internal error serving %s: %v", r.URL.Path, v)})
 		}()
 		h(w, r)

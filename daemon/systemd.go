@@ -5,6 +5,8 @@ import (
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/swavd/swavd/internal/logging"
 )
 
 // SystemdNotifier returns the sd_notify sender (a no-op outside systemd:
@@ -13,13 +15,13 @@ import (
 // cannot be sent is logged: systemd would otherwise time the start out or
 // kill a healthy daemon for a silent watchdog without a word in the log.
 // The first failure is logged, then every 100th, not once per second.
-func SystemdNotifier(logf func(string, ...any)) (notify func(state string), watchdog time.Duration) {
+func SystemdNotifier(log logging.Logger) (notify func(state string), watchdog time.Duration) {
 	wd, _ := sd.SdWatchdogEnabled(false)
 	var failed atomic.Uint64
 	return func(state string) {
 		if _, err := sd.SdNotify(false, state); err != nil {
 			if n := failed.Add(1); n%100 == 1 {
-				logf("systemd: notify %q failed: %v (%d failures)", state, err, n)
+				log.Errorf("systemd: notify %q failed: %v (%d failures)", state, err, n)
 			}
 		}
 	}, wd

@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"os"
@@ -40,6 +39,7 @@ import (
 	"github.com/swavd/swavd/fleet/certs"
 	"github.com/swavd/swavd/fleet/codebook"
 	"github.com/swavd/swavd/fleet/server"
+	"github.com/swavd/swavd/internal/logging"
 	"github.com/swavd/swavd/model"
 )
 
@@ -150,9 +150,8 @@ func serveCmd(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger := log.New(stderr, "", log.LstdFlags)
 	o := cfg.options()
-	o.Logf = logger.Printf
+	o.Log = logging.New(stderr, os.Getenv("JOURNAL_STREAM") != "")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	srv, err := server.Start(ctx, o)
@@ -171,7 +170,7 @@ func serveCmd(args []string, stderr io.Writer) error {
 	if o.NATSURL == "" {
 		where = "embedded NATS on " + srv.NATSAddr()
 	}
-	logger.Printf("swav-fleet %s: %s, HTTP on %s, pulling every %v", version, where, ln.Addr(), o.PullInterval)
+	o.Log.Infof("swav-fleet %s: %s, HTTP on %s, pulling every %v", version, where, ln.Addr(), o.PullInterval)
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 	go watchdog(ctx)
 	<-ctx.Done()

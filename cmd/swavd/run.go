@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -15,6 +14,7 @@ import (
 	"github.com/swavd/swavd/compute/gl"
 	"github.com/swavd/swavd/config"
 	"github.com/swavd/swavd/daemon"
+	"github.com/swavd/swavd/internal/logging"
 )
 
 // runDaemon is `swavd run`: the service systemd starts.
@@ -26,17 +26,14 @@ func runDaemon(args []string) error {
 	if err := c.fs.Parse(args); err != nil {
 		return err
 	}
-	logger := log.New(os.Stderr, "", 0)
-	if os.Getenv("JOURNAL_STREAM") == "" {
-		logger.SetFlags(log.LstdFlags)
-	}
+	logger := logging.ForService()
 	cfg, be, err := c.open("")
 	if err != nil {
 		return err
 	}
-	notify, wd := daemon.SystemdNotifier(logger.Printf)
+	notify, wd := daemon.SystemdNotifier(logger)
 	o := daemonOptions(cfg, be, c.notGL)
-	o.Notify, o.Watchdog, o.Logf = notify, wd, logger.Printf
+	o.Notify, o.Watchdog, o.Log = notify, wd, logger
 	d, err := daemon.New(o)
 	if err != nil {
 		be.Close()
@@ -56,11 +53,11 @@ func runDaemon(args []string) error {
 		for range hup {
 			notify("RELOADING=1")
 			if next, err := c.load(""); err != nil {
-				logger.Printf("reload: keeping the running configuration: %v", err)
+				logger.Errorf("reload: keeping the running configuration: %v", err)
 			} else if err := d.Reload(next); err != nil {
-				logger.Printf("%v", err)
+				logger.Warnf("%v", err)
 			} else {
-				logger.Printf("reload: applied")
+				logger.Infof("reload: applied")
 			}
 			notify("READY=1")
 		}
@@ -68,7 +65,7 @@ func runDaemon(args []string) error {
 	if err := d.Run(ctx, ln); err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
-	logger.Printf("stopped")
+	logger.Infof("stopped")
 	return nil
 }
 

@@ -18,6 +18,8 @@ import (
 	"github.com/swavd/swavd/api"
 	"github.com/swavd/swavd/fleet"
 	"github.com/swavd/swavd/fleet/certs"
+
+	"github.com/swavd/swavd/internal/logging"
 )
 
 // Source gives the link what the device shares, and takes the fleet base.
@@ -49,7 +51,7 @@ type Options struct {
 	// SnapshotEvery bounds how often a snapshot is rebuilt when only the
 	// counts changed; new weights (a new step) rebuild it at the next pull.
 	SnapshotEvery time.Duration
-	Logf          func(format string, args ...any)
+	Log           logging.Logger // the zero Logger discards
 }
 
 // Link states.
@@ -84,9 +86,6 @@ type Link struct {
 // it cannot retry (unreadable certificate files) are returned, and also
 // kept in the status.
 func Start(o Options, src Source) (*Link, error) {
-	if o.Logf == nil {
-		o.Logf = func(string, ...any) {}
-	}
 	if o.AnnounceEvery <= 0 {
 		o.AnnounceEvery = fleet.AnnounceEvery
 	}
@@ -158,7 +157,7 @@ func (l *Link) onConnect(c *nats.Conn) {
 	}
 	l.st.State, l.st.Server = StateConnected, c.ConnectedUrlRedacted()
 	l.mu.Unlock()
-	l.o.Logf("fleet: connected to %s as %s", c.ConnectedUrlRedacted(), l.o.DeviceID)
+	l.o.Log.Infof("fleet: connected to %s as %s", c.ConnectedUrlRedacted(), l.o.DeviceID)
 	l.announce(c)
 }
 
@@ -176,7 +175,7 @@ func (l *Link) onDisconnect(_ *nats.Conn, err error) {
 
 // onAsyncError records what the server refused (a permissions violation).
 func (l *Link) onAsyncError(_ *nats.Conn, _ *nats.Subscription, err error) {
-	l.o.Logf("fleet: %v", err)
+	l.o.Log.Warnf("fleet: %v", err)
 	l.mu.Lock()
 	l.st.LastError = err.Error()
 	l.mu.Unlock()
@@ -215,7 +214,7 @@ func (l *Link) announce(c *nats.Conn) {
 		Digest: digest, At: time.Now().UTC(), EverySeconds: l.o.AnnounceEvery.Seconds(), Base: base, WantsBase: wants}
 	b, _ := json.Marshal(a)
 	if err := c.Publish(fleet.AnnounceSubject(l.o.DeviceID), b); err != nil {
-		l.o.Logf("fleet: announce: %v", err)
+		l.o.Log.Warnf("fleet: announce: %v", err)
 	}
 }
 
@@ -280,7 +279,7 @@ func (l *Link) onPull(m *nats.Msg) {
 	l.st.LastPull, l.st.LastResult = &now, result
 	if err != nil {
 		l.st.LastError = err.Error()
-		l.o.Logf("fleet: pull: %v", err)
+		l.o.Log.Warnf("fleet: pull: %v", err)
 		return
 	}
 	l.st.LastDigest = digest
@@ -310,10 +309,10 @@ func (l *Link) onBase(m *nats.Msg) {
 	if err != nil {
 		reply.Header.Set(fleet.HeaderStatus, fleet.StatusError)
 		reply.Header.Set(fleet.HeaderError, err.Error())
-		l.o.Logf("fleet: %v", err)
+		l.o.Log.Warnf("fleet: %v", err)
 	} else {
 		reply.Header.Set(fleet.HeaderStatus, fleet.StatusLoaded)
-		l.o.Logf("fleet: base %s loaded", digest)
+		l.o.Log.Infof("fleet: base %s loaded", digest)
 	}
 	m.RespondMsg(reply)
 	l.mu.Lock()

@@ -13,6 +13,8 @@ import (
 
 	"github.com/swavd/swavd/fleet"
 	"github.com/swavd/swavd/fleet/certs"
+
+	"github.com/swavd/swavd/internal/logging"
 )
 
 // authenticator is the embedded NATS server's custom authentication. TLS
@@ -31,7 +33,7 @@ type authenticator struct {
 	ca      *certs.CA
 	crlPath string
 	token   string
-	logf    func(string, ...any)
+	log     logging.Logger
 
 	mu       sync.Mutex
 	crl      *x509.RevocationList
@@ -78,7 +80,7 @@ func (a *authenticator) Check(c natsserver.ClientAuthentication) bool {
 
 func (a *authenticator) refuse(c natsserver.ClientAuthentication, err error) bool {
 	a.refused.Add(1)
-	a.logf("fleet: refused connection from %v: %v", c.RemoteAddress(), err)
+	a.log.Warnf("fleet: refused connection from %v: %v", c.RemoteAddress(), err)
 	return false
 }
 
@@ -104,7 +106,7 @@ func (a *authenticator) currentCRL() (*x509.RevocationList, error) {
 		a.crl, a.crlErr = a.ca.LoadCRL(a.crlPath)
 		a.crlStamp = stamp
 		if a.crlErr != nil {
-			a.logf("fleet: %v", a.crlErr)
+			a.log.Errorf("fleet: %v", a.crlErr)
 		}
 	}
 	return a.crl, a.crlErr

@@ -30,7 +30,7 @@ func (s *Server) SetBase(ctx context.Context, data []byte) (*Base, error) {
 	if err := s.store.SetBase(ctx, b, data); err != nil {
 		return nil, err
 	}
-	s.o.Logf("fleet: base %s set (preset %s, step %d, %d bytes)", b.Digest, b.Preset, b.Step, b.Bytes)
+	s.o.Log.Infof("fleet: base %s set (preset %s, step %d, %d bytes)", b.Digest, b.Preset, b.Step, b.Bytes)
 	return &b, nil
 }
 
@@ -67,9 +67,9 @@ func (s *Server) sendBase(id string) {
 		derr = fmt.Errorf("device refused base %s: %s", b.Digest, reply.Header.Get(fleet.HeaderError))
 	}
 	if derr != nil {
-		s.o.Logf("fleet: device %s: %v", id, derr)
+		s.o.Log.Warnf("fleet: device %s: %v", id, derr)
 	} else {
-		s.o.Logf("fleet: device %s loaded base %s", id, b.Digest)
+		s.o.Log.Infof("fleet: device %s loaded base %s", id, b.Digest)
 	}
 	s.store.UpdateDevice(ctx, id, func(d *Device) error {
 		if derr != nil {

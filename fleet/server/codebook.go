@@ -86,7 +86,7 @@ func (s *Server) Codebook(ctx context.Context) (*codebook.Codebook, error) {
 	}
 	cb := codebook.Build(inputs, o)
 	if s.cb == nil || cb.Digest != s.cb.Digest {
-		s.o.Logf("fleet: codebook %.12s: %d fleet clusters over %d aligned devices", cb.Digest, len(cb.Clusters), aligned(cb))
+		s.o.Log.Infof("fleet: codebook %.12s: %d fleet clusters over %d aligned devices", cb.Digest, len(cb.Clusters), aligned(cb))
 		s.saveCentres(ctx, cb)
 	}
 	s.cb, s.cbKey = cb, key
@@ -148,7 +148,7 @@ func (s *Server) saveCentres(ctx context.Context, cb *codebook.Codebook) {
 	}
 	b, _ := json.Marshal(saved)
 	if _, err := s.store.meta.Put(ctx, centresKey, b); err != nil {
-		s.o.Logf("fleet: saving the codebook's centres: %v", err)
+		s.o.Log.Errorf("fleet: saving the codebook's centres: %v", err)
 	}
 }
 

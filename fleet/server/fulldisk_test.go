@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/swavd/swavd/fleet/certs"
+	"github.com/swavd/swavd/internal/logging"
 )
 
 // A fleet server whose disk fills up (a real 4 MiB tmpfs under its state
@@ -26,7 +27,7 @@ func TestFullDiskKeepsEarlierSnapshots(t *testing.T) {
 	if err := certs.Init(dir, nil); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := Start(context.Background(), Options{StateDir: state, Certs: dir, NATSListen: "127.0.0.1:0", History: 1000, Logf: t.Logf})
+	srv, err := Start(context.Background(), Options{StateDir: state, Certs: dir, NATSListen: "127.0.0.1:0", History: 1000, Log: logging.Printf(t.Logf)})
 	if err != nil {
 		t.Fatal(err)
 	}

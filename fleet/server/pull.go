@@ -148,7 +148,7 @@ func (s *Server) deleteUnreferenced(ctx context.Context, digests []string) {
 			continue
 		}
 		if err := s.store.DeleteSnapshot(ctx, dg); err != nil {
-			s.o.Logf("fleet: deleting snapshot %s: %v", dg, err)
+			s.o.Log.Warnf("fleet: deleting snapshot %s: %v", dg, err)
 		}
 	}
 }
@@ -163,7 +163,7 @@ func (s *Server) succeeded(ctx context.Context, id string, update func(d *Device
 		return nil
 	})
 	if err != nil {
-		s.o.Logf("fleet: device %s: recording the pull: %v", id, err)
+		s.o.Log.Warnf("fleet: device %s: recording the pull: %v", id, err)
 	}
 	s.mu.Lock()
 	s.done[id], s.handled[id] = s.round(now), s.round(now)
@@ -176,7 +176,7 @@ func (s *Server) succeeded(ctx context.Context, id string, update func(d *Device
 // marked offline until it announces itself again.
 func (s *Server) failed(ctx context.Context, r PullResult, err error, offline bool) PullResult {
 	r.Result, r.Error = ResultFailed, err.Error()
-	s.o.Logf("fleet: device %s: %v", r.ID, err)
+	s.o.Log.Warnf("fleet: device %s: %v", r.ID, err)
 	s.recordFailure(ctx, r.ID, err, offline, false)
 	return r
 }
@@ -184,7 +184,7 @@ func (s *Server) failed(ctx context.Context, r PullResult, err error, offline bo
 // rejected records a refused answer (counted) and backs off like a failure.
 func (s *Server) rejected(ctx context.Context, r PullResult, err error) PullResult {
 	r.Result, r.Error = ResultRejected, err.Error()
-	s.o.Logf("fleet: device %s: snapshot rejected: %v", r.ID, err)
+	s.o.Log.Warnf("fleet: device %s: snapshot rejected: %v", r.ID, err)
 	s.recordFailure(ctx, r.ID, err, false, true)
 	return r
 }
@@ -204,7 +204,7 @@ func (s *Server) recordFailure(ctx context.Context, id string, err error, offlin
 		return nil
 	})
 	if uerr != nil {
-		s.o.Logf("fleet: device %s: recording the failure: %v", id, uerr)
+		s.o.Log.Warnf("fleet: device %s: recording the failure: %v", id, uerr)
 	}
 }
 
@@ -260,7 +260,7 @@ func (s *Server) Run(ctx context.Context) {
 			if !claimed {
 				ok, err := s.store.Claim(ctx, round, d.ID, s.o.Name)
 				if err != nil {
-					s.o.Logf("fleet: claiming %s: %v", d.ID, err)
+					s.o.Log.Warnf("fleet: claiming %s: %v", d.ID, err)
 					continue
 				}
 				s.mu.Lock()
@@ -339,7 +339,7 @@ func (s *Server) disconnectRevoked() {
 		connected[c.Cid] = true
 	}
 	for _, cid := range s.auth.revokedClients(connected) {
-		s.o.Logf("fleet: disconnecting client %d: its certificate is revoked", cid)
+		s.o.Log.Warnf("fleet: disconnecting client %d: its certificate is revoked", cid)
 		s.ns.DisconnectClientByID(cid)
 	}
 }

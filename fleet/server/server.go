@@ -26,6 +26,8 @@ import (
 	"github.com/swavd/swavd/fleet"
 	"github.com/swavd/swavd/fleet/certs"
 	"github.com/swavd/swavd/fleet/codebook"
+
+	"github.com/swavd/swavd/internal/logging"
 )
 
 // Options configure a fleet server.
@@ -52,7 +54,7 @@ type Options struct {
 	CodebookMinCount int64
 	// Name identifies this replica in pull claims.
 	Name string
-	Logf func(format string, args ...any)
+	Log  logging.Logger // the zero Logger discards
 }
 
 func (o *Options) defaults() {
@@ -80,9 +82,6 @@ func (o *Options) defaults() {
 	if o.Name == "" {
 		host, _ := os.Hostname()
 		o.Name = host + "-" + strconv.Itoa(os.Getpid())
-	}
-	if o.Logf == nil {
-		o.Logf = func(string, ...any) {}
 	}
 }
 
@@ -174,7 +173,7 @@ func (s *Server) startEmbedded() error {
 	tok := make([]byte, 32)
 	rand.Read(tok)
 	s.auth = &authenticator{ca: ca, crlPath: filepath.Join(s.o.Certs, certs.CRLFile), token: hex.EncodeToString(tok),
-		logf: s.o.Logf, serials: map[uint64]*big.Int{}}
+		log: s.o.Log, serials: map[uint64]*big.Int{}}
 	if _, err := s.auth.currentCRL(); err != nil {
 		return err
 	}
@@ -211,8 +210,8 @@ func (s *Server) dialCluster() error {
 	}
 	s.nc, err = nats.Connect(s.o.NATSURL, nats.Secure(tlsCfg), nats.Name("swav-fleet "+s.o.Name), nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true), nats.ReconnectWait(time.Second),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { s.o.Logf("fleet: NATS disconnected: %v", err) }),
-		nats.ReconnectHandler(func(c *nats.Conn) { s.o.Logf("fleet: NATS reconnected to %s", c.ConnectedUrl()) }))
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { s.o.Log.Warnf("fleet: NATS disconnected: %v", err) }),
+		nats.ReconnectHandler(func(c *nats.Conn) { s.o.Log.Infof("fleet: NATS reconnected to %s", c.ConnectedUrl()) }))
 	if err != nil {
 		return fmt.Errorf("nats: %s: %w", s.o.NATSURL, err)
 	}
@@ -249,7 +248,7 @@ func (s *Server) onAnnounce(m *nats.Msg) {
 	id, ok := fleet.DeviceFromAnnounce(m.Subject)
 	var a fleet.Announce
 	if !ok || json.Unmarshal(m.Data, &a) != nil || a.ID != id {
-		s.o.Logf("fleet: malformed announcement on %s", m.Subject)
+		s.o.Log.Warnf("fleet: malformed announcement on %s", m.Subject)
 		return
 	}
 	now := time.Now()
@@ -264,7 +263,7 @@ func (s *Server) onAnnounce(m *nats.Msg) {
 		return nil
 	})
 	if err != nil {
-		s.o.Logf("fleet: device %s announced, not recorded: %v", id, err)
+		s.o.Log.Warnf("fleet: device %s announced, not recorded: %v", id, err)
 		return
 	}
 	if a.WantsBase {
@@ -274,7 +273,7 @@ func (s *Server) onAnnounce(m *nats.Msg) {
 	if !cameBack {
 		return
 	}
-	s.o.Logf("fleet: device %s is online (version %s, preset %s, step %d)", id, a.Version, a.Preset, a.Step)
+	s.o.Log.Infof("fleet: device %s is online (version %s, preset %s, step %d)", id, a.Version, a.Preset, a.Step)
 	// A new device, or one back after being away, is pulled now rather than
 	// at its slot, by whoever holds its claim for this round, unless it was
 	// pulled in this round already: still once per round.

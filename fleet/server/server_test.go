@@ -16,6 +16,7 @@ import (
 	"github.com/swavd/swavd/fleet"
 	"github.com/swavd/swavd/fleet/certs"
 	"github.com/swavd/swavd/fleet/link"
+	"github.com/swavd/swavd/internal/logging"
 	"github.com/swavd/swavd/safetensors"
 )
 
@@ -102,7 +103,7 @@ func startFleet(t *testing.T, o Options) *fleetEnv {
 	if err := certs.Init(dir, nil); err != nil {
 		t.Fatal(err)
 	}
-	o.StateDir, o.Certs, o.NATSListen, o.Logf = t.TempDir(), dir, "127.0.0.1:0", t.Logf
+	o.StateDir, o.Certs, o.NATSListen, o.Log = t.TempDir(), dir, "127.0.0.1:0", logging.Printf(t.Logf)
 	srv, err := Start(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +123,7 @@ func (e *fleetEnv) link(t *testing.T, src *fakeDevice) *link.Link {
 	t.Helper()
 	cert, key := certs.DeviceFiles(e.certs, src.id)
 	l, err := link.Start(link.Options{URL: e.url, DeviceID: src.id, CA: filepath.Join(e.certs, certs.CAFile), Cert: cert, Key: key,
-		Version: "test", Preset: "tiny", Share: "prototypes", AnnounceEvery: time.Second, SnapshotEvery: time.Hour, Logf: t.Logf}, src)
+		Version: "test", Preset: "tiny", Share: "prototypes", AnnounceEvery: time.Second, SnapshotEvery: time.Hour, Log: logging.Printf(t.Logf)}, src)
 	if err != nil {
 		t.Fatal(err)
 	}
