@@ -95,6 +95,7 @@ type Daemon struct {
 	MaxConnections     int           `mapstructure:"max_connections"`
 	ReadTimeout        time.Duration `mapstructure:"read_timeout"`
 	IdleTimeout        time.Duration `mapstructure:"idle_timeout"`
+	MetricsListen      string        `mapstructure:"metrics_listen"`
 	MemoryLimitMiB     int           `mapstructure:"memory_limit_mib"`
 }
 

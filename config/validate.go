@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -169,6 +170,11 @@ func (d Daemon) validate() []error {
 	}
 	if d.MaxRequestBytes < 1024 || d.MaxRequestBytes > 1<<30 {
 		checks = append(checks, rangeErr("daemon.max_request_bytes", d.MaxRequestBytes, "1024..1073741824"))
+	}
+	if d.MetricsListen != "" {
+		if _, port, err := net.SplitHostPort(d.MetricsListen); err != nil || port == "" {
+			checks = append(checks, rangeErr("daemon.metrics_listen", fmt.Sprintf("%q", d.MetricsListen), `"" or HOST:PORT, e.g. 127.0.0.1:9471`))
+		}
 	}
 	for key, v := range map[string]string{"daemon.source": d.Source, "daemon.socket": d.Socket, "daemon.state_dir": d.StateDir} {
 		if v == "" {

@@ -136,8 +136,14 @@ func TestAPIOverTheSocket(t *testing.T) {
 		t.Fatalf("exemplar is not a PNG: %v", err)
 	}
 	m, err := s.client.Metrics(ctx)
-	if err != nil || !strings.Contains(m, "swavd_frames_assigned_total ") || !strings.Contains(m, `swavd_assign_latency_seconds{quantile="0.99"}`) {
-		t.Fatalf("metrics: %v\n%s", err, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"swavd_frames_assigned_total ", "swavd_assign_latency_seconds_bucket{le=", "swavd_assign_latency_seconds_sum ",
+		"swavd_assign_latency_seconds_count ", "process_resident_memory_bytes ", "process_open_fds ", "go_gc_duration_seconds"} {
+		if !strings.Contains(m, want) {
+			t.Fatalf("metrics lack %q:\n%s", want, m)
+		}
 	}
 }
 

@@ -148,3 +148,31 @@ func TestConnectionsAreCapped(t *testing.T) {
 		t.Errorf("%d refusals counted, want at least 2", got)
 	}
 }
+
+// daemon.metrics_listen serves the metrics, and only them, on TCP.
+func TestMetricsOnTCP(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Daemon.MetricsListen = "127.0.0.1:0"
+	s := startDaemon(t, cfg, Options{})
+	waitFor(t, "the metrics listener", func() bool { return s.d.metricsAddr.Load() != nil })
+	base := "http://" + s.d.metricsAddr.Load().(string)
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "swavd_frames_in_total") {
+		t.Fatalf("%d %.200s", resp.StatusCode, body)
+	}
+	for _, path := range []string{"/v1/status", "/metrics/../v1/status", "/v1/checkpoint"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Errorf("%s is served on the metrics listener", path)
+		}
+	}
+}

@@ -47,19 +47,20 @@ type Options struct {
 
 // Daemon is a running swavd: capture, assigner, trainer, API.
 type Daemon struct {
-	o       Options
-	cfg     atomic.Pointer[config.Config] // live keys change on Reload
-	started time.Time
-	src     capture.Source
-	ring    *Ring
-	replay  *Replay
-	stats   *Stats
-	assign  *Assigner
-	ckpts   *Checkpoints
-	events  *broadcaster
-	lat     *latencies
-	ckptReq chan chan ckptResult
-	baseReq chan baseLoad
+	o           Options
+	cfg         atomic.Pointer[config.Config] // live keys change on Reload
+	started     time.Time
+	src         capture.Source
+	ring        *Ring
+	replay      *Replay
+	stats       *Stats
+	assign      *Assigner
+	ckpts       *Checkpoints
+	events      *broadcaster
+	metrics     *metrics
+	metricsAddr atomic.Value // string: where daemon.metrics_listen serves, once it does
+	ckptReq     chan chan ckptResult
+	baseReq     chan baseLoad
 
 	mu       sync.Mutex // guards what follows
 	sess     *train.Session
@@ -111,10 +112,11 @@ func New(o Options) (*Daemon, error) {
 	d := &Daemon{o: o, started: time.Now(), ring: NewRing(dc.RingSize),
 		replay: NewReplay(dc.ReplaySize, cfg.Input.Size, cfg.Input.Channels, dc.ReplayRecent, cfg.Seed),
 		stats:  NewStats(cfg.Model.Prototypes, dc.RecentWindow, dc.Exemplars),
-		events: newBroadcaster(), lat: newLatencies(4096), ckptReq: make(chan chan ckptResult), baseReq: make(chan baseLoad),
+		events: newBroadcaster(), ckptReq: make(chan chan ckptResult), baseReq: make(chan baseLoad),
 		uploads: make(chan struct{}, uploadSlots()),
 		backend: o.Info}
 	d.cfg.Store(cfg)
+	d.metrics = newMetrics(d)
 	var err error
 	if d.ckpts, err = NewCheckpoints(dc.StateDir+"/checkpoints", dc.KeepCheckpoints); err != nil {
 		return nil, err
@@ -234,6 +236,7 @@ func (d *Daemon) Run(ctx context.Context, ln net.Listener) error {
 	d.conns = newCapListener(ln, dc.MaxConnections)
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(d.conns) }()
+	metricsSrv := d.serveMetrics(dc.MetricsListen)
 
 	work, stopWork := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -265,6 +268,9 @@ func (d *Daemon) Run(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	d.events.close()
 	srv.Shutdown(shut)
+	if metricsSrv != nil {
+		metricsSrv.Shutdown(shut)
+	}
 	wg.Wait()
 	return err
 }
@@ -344,7 +350,7 @@ func (d *Daemon) assignLoop(ctx context.Context) {
 		}
 		now := time.Now()
 		lat := now.Sub(f.At)
-		d.lat.add(lat)
+		d.metrics.observeLatency(lat)
 		d.stats.Add(c, conf, now, f.Img)
 		d.assigned.Add(1)
 		ev := api.Assignment{Seq: f.Seq, At: now, Cluster: c, Confidence: conf, LatencyMS: lat.Seconds() * 1e3, Step: step}

@@ -1,9 +1,7 @@
 package daemon
 
 import (
-	"sort"
 	"sync"
-	"time"
 
 	"github.com/swavd/swavd/api"
 )
@@ -69,42 +67,4 @@ func (b *broadcaster) close() {
 		delete(b.subs, ch)
 		close(ch)
 	}
-}
-
-// latencies keeps the last n capture-to-assignment latencies.
-type latencies struct {
-	mu   sync.Mutex
-	v    []time.Duration
-	pos  int
-	full bool
-}
-
-func newLatencies(n int) *latencies { return &latencies{v: make([]time.Duration, n)} }
-
-func (l *latencies) add(d time.Duration) {
-	l.mu.Lock()
-	l.v[l.pos] = d
-	l.pos = (l.pos + 1) % len(l.v)
-	l.full = l.full || l.pos == 0
-	l.mu.Unlock()
-}
-
-// quantiles of the kept latencies (nil if none).
-func (l *latencies) quantiles(qs ...float64) []time.Duration {
-	l.mu.Lock()
-	n := l.pos
-	if l.full {
-		n = len(l.v)
-	}
-	s := append([]time.Duration(nil), l.v[:n]...)
-	l.mu.Unlock()
-	if len(s) == 0 {
-		return nil
-	}
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	out := make([]time.Duration, len(qs))
-	for i, q := range qs {
-		out[i] = s[min(int(q*float64(len(s))), len(s)-1)]
-	}
-	return out
 }
