@@ -42,8 +42,7 @@ void main() {
 		mN[t] = n;
 		mMean[t] = mean;
 		mM2[t] = m2;
-		memoryBarrierShared();
-		barrier();
+		SYNC_SHARED;
 		for (uint s = uint(WG) / 2u; s > 0u; s >>= 1) {
 			if (t < s && mN[t + s] > 0.0) {
 				float na = mN[t], nb = mN[t + s], nn = na + nb;
@@ -52,8 +51,7 @@ void main() {
 				mM2[t] += mM2[t + s] + d * d * na * nb / nn;
 				mN[t] = nn;
 			}
-			memoryBarrierShared();
-			barrier();
+			SYNC_SHARED;
 		}
 		if (t == 0u) {
 			float ss = max(mM2[0], 0.0);
@@ -61,7 +59,7 @@ void main() {
 			p[o0 + pInv + ch] = inversesqrt(ss / float(MC) + eps);
 			p[o0 + pVar + ch] = MC > 1 ? ss / float(MC - 1) : ss;
 		}
-		barrier(); // the next channel reuses the arrays
+		SYNC_SHARED; // the next channel reuses the arrays
 	}
 }
 

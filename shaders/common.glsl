@@ -18,6 +18,15 @@ uniform int o3;
 // Workgroup-per-item loops: one workgroup handles items g, g+groups, ...
 #define FOR_EACH_GROUP(g, n) for (int g = int(gl_WorkGroupID.x); g < (n); g += int(gl_NumWorkGroups.x))
 
+// The one rule for shared memory: every exchange between invocations
+// through shared variables (a write read by another invocation, or a read
+// before another invocation overwrites it) is separated by SYNC_SHARED,
+// memoryBarrierShared() then barrier(). barrier() alone orders execution;
+// whether it also makes shared writes visible has been read differently
+// across GLSL versions and drivers, so the memory barrier is never left
+// out.
+#define SYNC_SHARED memoryBarrierShared(); barrier()
+
 // reduceSum adds v over the workgroup; every invocation must call it, and
 // only invocation 0 may use the result: on llvmpipe the other invocations
 // were seen to read partial[0] stale (a two-pass variance that used the
@@ -26,14 +35,12 @@ shared float partial[WG];
 float reduceSum(float v) {
 	uint t = gl_LocalInvocationID.x;
 	partial[t] = v;
-	memoryBarrierShared();
-	barrier();
+	SYNC_SHARED;
 	for (uint s = uint(WG) / 2u; s > 0u; s >>= 1) {
 		if (t < s) partial[t] += partial[t + s];
-		memoryBarrierShared();
-		barrier();
+		SYNC_SHARED;
 	}
 	float r = partial[0];
-	barrier();
+	SYNC_SHARED; // the next call overwrites partial
 	return r;
 }

@@ -173,11 +173,11 @@ void main() {
 	ivec4 kp = ivec4(0), jp = ivec4(0);
 #if defined(MODE_CONV_DW)
 	for (int n = tid; n < BN; n += THREADS) colTab[n] = columnPart(col0 + n);
-	barrier();
+	SYNC_SHARED;
 #elif !defined(MODE_GEMM)
 	jp = columnPart(col0 + tid % BN);
 	if (tid < BK) kTab[0][tid] = kPart(kBegin + tid);
-	barrier();
+	SYNC_SHARED;
 #endif
 	// This invocation's outputs: rows row0 + ty + 8i, columns col0 + tx + 16j
 	// (neighbouring invocations touch neighbouring columns).
@@ -207,7 +207,7 @@ void main() {
 			Bs[k][n] = loadB(k0 + k, col0 + n, kp, jp);
 #endif
 		}
-		barrier();
+		SYNC_SHARED;
 #if !defined(MODE_GEMM) && !defined(MODE_CONV_DW)
 		if (tid < BK) kTab[1 - slot][tid] = kPart(k0 + BK + tid);
 #endif
@@ -220,7 +220,7 @@ void main() {
 				for (int v = 0; v < TV; v++) acc[i * TV + v] += av * bv[v];
 			}
 		}
-		barrier();
+		SYNC_SHARED;
 		slot = 1 - slot;
 	}
 	int base = o0 + int(gl_WorkGroupID.z) * splitStride;

@@ -16,10 +16,10 @@ void main() {
 	float m = -3.402823e38;
 	for (int i = int(t); i < B * K; i += WG) m = max(m, s[o1 + i]);
 	partial[t] = m;
-	barrier();
+	SYNC_SHARED;
 	for (uint st = uint(WG) / 2u; st > 0u; st >>= 1) {
 		if (t < st) partial[t] = max(partial[t], partial[t + st]);
-		barrier();
+		SYNC_SHARED;
 	}
 	if (t == 0u) outp[o0] = partial[0];
 }

@@ -17,8 +17,11 @@ import (
 func glOrSkip(t *testing.T, api gl.API) *gl.Backend {
 	t.Helper()
 	b, err := gl.New(api)
-	if errors.Is(err, gl.ErrNoDisplay) {
+	switch {
+	case errors.Is(err, gl.ErrNoDisplay):
 		t.Skipf("no EGL display can be opened here, so the GL backend cannot run: %v", err)
+	case errors.Is(err, gl.ErrNoContext):
+		t.Skipf("this driver offers no %v context: %v", api, err)
 	}
 	if err != nil {
 		t.Fatal(err)

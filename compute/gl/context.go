@@ -81,6 +81,10 @@ const (
 // ErrNoDisplay means EGL could not open any display: there is no GL here.
 var ErrNoDisplay = errors.New("gl: no EGL display")
 
+// ErrNoContext means a display opened but its driver offers no context of
+// the API and version asked for (a GLES-only board asked for GL 4.3).
+var ErrNoContext = errors.New("gl: the driver offers no such context")
+
 // context is a GL context and the goroutine, locked to its OS thread, that
 // owns it: every GL call runs there, sent through do.
 type context struct {
@@ -130,6 +134,9 @@ func (c *context) start() error {
 		major, minor, gles = 3, 1, 1
 	}
 	if C.swav_egl_open(&c.egl, C.int(gles), C.int(major), C.int(minor), C.int(c.plat)) != 0 {
+		if c.egl.displays > 0 {
+			return fmt.Errorf("%w: %s", ErrNoContext, C.GoString(&c.egl.err[0]))
+		}
 		return fmt.Errorf("%w for %v: %s", ErrNoDisplay, c.api, C.GoString(&c.egl.err[0]))
 	}
 	var err error

@@ -25,6 +25,7 @@ static int try_display(swav_egl *e, EGLDisplay dpy, const char *platform, int gl
 		append(e, platform);
 		return -1;
 	}
+	e->displays++;
 	if (!eglBindAPI(gles ? EGL_OPENGL_ES_API : EGL_OPENGL_API)) {
 		append(e, "eglBindAPI");
 		eglTerminate(dpy);

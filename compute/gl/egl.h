@@ -5,6 +5,7 @@ typedef struct {
 	EGLDisplay dpy;
 	EGLContext ctx;
 	const char *platform; // "device", "surfaceless" or "default"
+	int displays;         // displays that initialized, with or without the context asked for
 	char err[512];
 } swav_egl;
 
