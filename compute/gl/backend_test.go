@@ -2,6 +2,9 @@ package gl
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -126,5 +129,49 @@ func TestFenceWaitTimesOut(t *testing.T) {
 	}
 	if err := waitFence(func(uint64) uint32 { return glWaitFailed }, 0); !errors.Is(err, errWaitFailed) {
 		t.Fatalf("a failed wait: %v", err)
+	}
+}
+
+// The self-test catches a driver that is right for each operation alone
+// and wrong for one that follows dispatches of the same program with other
+// uniforms: zink over lavapipe with its default uniform inlining (Mesa
+// 22.3) fails it, naming the operation, and passes with inlining off. Run
+// in child processes, because the driver is chosen when EGL loads; skipped
+// where zink is not installed (Debian: mesa-vulkan-drivers).
+func TestSelfTestCatchesZinkOrderFault(t *testing.T) {
+	if os.Getenv("ZINK_SELFTEST_CHILD") != "" {
+		b, err := New(GLES31)
+		if err != nil {
+			fmt.Println("open:", err)
+			return
+		}
+		defer b.Close()
+		fmt.Println("renderer:", b.Info().Renderer)
+		fmt.Println("self-test:", SelfTest(b, cpu.New()))
+		return
+	}
+	child := func(env ...string) string {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestSelfTestCatchesZinkOrderFault$")
+		cmd.Env = append(os.Environ(), append([]string{"ZINK_SELFTEST_CHILD=1", "GALLIUM_DRIVER=zink", "LIBGL_ALWAYS_SOFTWARE=1"}, env...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child: %v: %s", err, out)
+		}
+		return string(out)
+	}
+	out := child()
+	if !strings.Contains(out, "renderer: zink") {
+		t.Skipf("zink is not available here: %s", strings.TrimSpace(out))
+	}
+	if !strings.Contains(out, "self-test: gl self-test:") || !strings.Contains(out, "differs from the CPU") {
+		t.Fatalf("the self-test passed on zink with uniform inlining: %s", out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "self-test:") || strings.HasPrefix(line, "renderer:") {
+			t.Logf("zink, default settings: %s", line)
+		}
+	}
+	if out := child("ZINK_INLINE_UNIFORMS=false"); !strings.Contains(out, "self-test: <nil>") {
+		t.Fatalf("the self-test failed on zink with inlining off: %s", out)
 	}
 }

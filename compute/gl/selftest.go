@@ -8,10 +8,12 @@ import (
 	"github.com/swavd/swavd/compute"
 )
 
-// SelfTest runs a few operations (a product with its K split, a strided
-// convolution with its gradients, batch norm, Sinkhorn) on b and on ref with the same inputs and
-// fails when any output differs by more than 1e-4 in relative norm, or when
-// the driver reported an error. `compute.backend: auto` uses GL only when
+// SelfTest runs a sequence of operations (a product with its K split, a
+// strided and a 1x1 convolution with their gradients, batch norm, Sinkhorn
+// on three shapes), interleaved so that programs run again with other
+// uniforms, on b and on ref with the same inputs, and fails when any output
+// differs by more than 1e-4 in relative norm, or when the driver reported an
+// error. `compute.backend: auto` uses GL only when
 // this passes.
 func SelfTest(b *Backend, ref compute.Backend) error {
 	rng := rand.New(rand.NewPCG(3, 5))
@@ -56,7 +58,16 @@ func SelfTest(b *Backend, ref compute.Backend) error {
 	p := compute.ConvParams{Kernel: 3, Stride: 2, Pad: 1}
 	y, dy, dx, dw := rnd(7, 3, 6, 6), rnd(7, 3, 6, 6), rnd(5, 3, 11, 11), rnd(7, 5, 3, 3)
 	gm, bt, mean, inv, rm, rv, bn := rnd(7), rnd(7), rnd(7), rnd(7), rnd(7), rnd(7), rnd(7, 3, 6, 6)
+	// The same programs again on other shapes, interleaved: a driver can be
+	// right for each operation run alone and wrong for one that follows
+	// dispatches of the same program with other uniforms (zink over
+	// lavapipe inlines uniforms and was seen to reuse stale ones), so the
+	// sequence below alternates shapes and betas before anything is read.
+	p1 := compute.ConvParams{Kernel: 1, Stride: 1, Pad: 0}
+	x1, dy1, dw1, dw1b := rnd(6, 2, 5, 5), rnd(9, 2, 5, 5), rnd(9, 6, 1, 1), rnd(9, 6, 1, 1)
+	dwb := rnd(7, 5, 3, 3)
 	s, q := rnd(24, 10), rnd(24, 10)
+	s2, q2, s3, q3 := rnd(70, 33), rnd(70, 33), rnd(9, 130), rnd(9, 130)
 	for i, be := range []compute.Backend{b, ref} {
 		pick := func(p pair) compute.Tensor {
 			if i == 0 {
@@ -64,19 +75,26 @@ func SelfTest(b *Backend, ref compute.Backend) error {
 			}
 			return p.r
 		}
+		be.Sinkhorn(pick(q), pick(s), 0.05, 3)
 		be.MatMul(pick(c), pick(a), pick(m), false, false, 1, 0)
+		be.Conv2DGradFilter(pick(dw1), pick(dy1), pick(x1), p1, 0)
+		be.Sinkhorn(pick(q2), pick(s2), 0.05, 3)
 		be.Conv2D(pick(y), pick(x), pick(w), p)
 		be.Conv2DGradInput(pick(dx), pick(dy), pick(w), p)
 		be.Conv2DGradFilter(pick(dw), pick(dy), pick(x), p, 0)
+		be.Conv2DGradFilter(pick(dw1b), pick(dy1), pick(x1), p1, 1)
+		be.Sinkhorn(pick(q3), pick(s3), 0.1, 5)
 		be.Fill(pick(rv), 1)
 		be.BatchNormTrain(pick(bn), pick(y), pick(gm), pick(bt), pick(mean), pick(inv), pick(rm), pick(rv), 0.1, 1e-5, true)
-		be.Sinkhorn(pick(q), pick(s), 0.05, 3)
+		be.Conv2DGradFilter(pick(dwb), pick(dy), pick(x), p, 1)
 	}
 	for _, ck := range []struct {
 		what string
 		p    pair
 	}{{"matmul", c}, {"convolution", y}, {"convolution input gradient", dx}, {"convolution filter gradient", dw},
-		{"batch norm", bn}, {"sinkhorn", q}} {
+		{"3x3 filter gradient accumulated after other products", dwb},
+		{"1x1 filter gradient", dw1}, {"1x1 filter gradient accumulated after other products", dw1b},
+		{"batch norm", bn}, {"sinkhorn", q}, {"sinkhorn on a second shape", q2}, {"sinkhorn on a third shape after other dispatches", q3}} {
 		if err := check(ck.what, ck.p); err != nil {
 			return err
 		}
