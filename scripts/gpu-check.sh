@@ -44,10 +44,10 @@ echo "exit $?: $(grep -cE -- '^\s*--- PASS' "$OUT/train-tests.txt") passed, $(gr
 for be in gl cpu; do
 	log "swavd bench --backend $be --preset edge-small --steps ${STEPS:-20}"
 	extra=()
-	[ $be = gl ] && extra=(--gl-profile 2)
+	[ $be = gl ] && extra=(--gl-profile 2 --check)
 	./swavd bench --backend $be --preset edge-small --steps ${STEPS:-20} "${extra[@]}" --json >"$OUT/bench-$be.json" 2>"$OUT/bench-$be.err"
 	echo "exit $?" | tee -a "$OUT/summary.txt"
-	grep -E '"(backend|samples_per_s|ms_per_step|renderer|version)"' "$OUT/bench-$be.json" | tee -a "$OUT/summary.txt"
+	grep -E '"(backend|samples_per_s|ms_per_step|renderer|version|loss_rel_error|weights_rel_error|passed)"' "$OUT/bench-$be.json" | tee -a "$OUT/summary.txt"
 done
 log "convolution products (go test -bench Conv ./compute/gl)"
 ./gl.test -test.run X -test.bench Conv -test.benchtime 20x 2>&1 | grep -E 'GFLOP|FAIL' | tee -a "$OUT/summary.txt"

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/swavd/swavd/capture"
+	"github.com/swavd/swavd/compute"
 	"github.com/swavd/swavd/compute/cpu"
 	"github.com/swavd/swavd/compute/gl"
 	"github.com/swavd/swavd/config"
@@ -36,6 +38,7 @@ type benchReport struct {
 	GL           *gl.Info           `json:"gl,omitempty"`
 	GemmKernel   string             `json:"cpu_gemm_kernel,omitempty"`
 	GLPrograms   []gl.OpTime        `json:"gl_programs,omitempty"`
+	Check        *benchCheck        `json:"check,omitempty"`
 }
 
 func runBench(args []string) error {
@@ -47,6 +50,7 @@ func runBench(args []string) error {
 	cf.key("daemon.source", "source", "", "--pipeline: frame source (daemon.source)")
 	cpuProfile := cf.fs.String("cpuprofile", "", "write a CPU profile (pprof) of the measured run to this file")
 	memProfile := cf.fs.String("memprofile", "", "write a heap profile (pprof, in-use memory) at the end to this file")
+	check := cf.fs.Bool("check", false, "first compare one training step with the CPU backend (loss and weights); a relative error over 1e-3 fails the bench")
 	glProfile := cf.fs.Int("gl-profile", 0, "GL backend: after the timed steps, run this many more with the GPU finished around each dispatch and report the time per shader program")
 	if err := cf.fs.Parse(args); err != nil {
 		return err
@@ -68,6 +72,12 @@ func runBench(args []string) error {
 	}
 	defer be.Close()
 	imgs, dataNote := benchImages(cfg)
+	var chk *benchCheck
+	if *check {
+		if chk, err = checkFirstStep(cfg, be, imgs); err != nil {
+			return err
+		}
+	}
 	s, err := train.NewSession(be, cfg)
 	if err != nil {
 		return err
@@ -108,6 +118,7 @@ func runBench(args []string) error {
 			"backward": ms(sum.Backward), "update": ms(sum.Update),
 		},
 		InferenceFPS: map[string]float64{},
+		Check:        chk,
 		GFLOPPerStep: flops / 1e9,
 		GFLOPPerS:    flops * n / el / 1e9,
 	}
@@ -132,7 +143,10 @@ func runBench(args []string) error {
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+		return rep.checkFailed()
 	}
 	fmt.Printf("preset %s, backend %s, batch %d, %d steps (%s)\n", rep.Preset, rep.Backend, rep.Batch, rep.Steps, rep.Data)
 	if rep.GL != nil {
@@ -148,7 +162,11 @@ func runBench(args []string) error {
 	if len(rep.GLPrograms) > 0 {
 		printGLProfile(rep.GLPrograms, *glProfile)
 	}
-	return nil
+	if c := rep.Check; c != nil {
+		fmt.Printf("check against the CPU backend, first step: loss %.2g, weights %.2g relative error (at most %g)\n",
+			c.LossRelError, c.WeightsRelError, checkTolerance)
+	}
+	return rep.checkFailed()
 }
 
 // profileGL runs steps more training steps with per-program timing on.
@@ -259,4 +277,63 @@ func startProfiles(cpuPath, memPath string) (stop func(), err error) {
 			}
 		})
 	}, nil
+}
+
+// benchCheck compares the first training step on the benchmarked backend
+// with the same step on the CPU backend (bench --check).
+type benchCheck struct {
+	LossRelError    float64 `json:"loss_rel_error"`
+	WeightsRelError float64 `json:"weights_rel_error"` // ||w - w_cpu|| / ||w_cpu|| over every parameter after the step
+	Passed          bool    `json:"passed"`
+}
+
+// checkTolerance is the largest relative error --check accepts.
+const checkTolerance = 1e-3
+
+// checkFirstStep runs one step from the same initial weights, images and
+// crops on be and on the CPU backend, and compares the loss and the
+// weights after it: a GPU path that runs fast but computes wrong results
+// fails the bench instead of looking good.
+func checkFirstStep(cfg *config.Config, be compute.Backend, imgs []*capture.Image) (*benchCheck, error) {
+	var losses [2]float64
+	var weights [2][]float32
+	for i, b := range []compute.Backend{be, cpu.New()} {
+		s, err := train.NewSession(b, cfg)
+		if err != nil {
+			return nil, err
+		}
+		r, err := s.Step(imgs)
+		if err == nil && r.Step < 0 { // a delayed loss: settle it
+			r, err = s.Settle()
+		}
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("check: %s: %w", b.Name(), err)
+		}
+		losses[i] = r.Loss
+		for _, p := range s.Model.Params() {
+			d := make([]float32, p.W.Len())
+			b.Download(d, p.W)
+			weights[i] = append(weights[i], d...)
+		}
+		s.Close()
+	}
+	var diff, norm float64
+	for j, w := range weights[1] {
+		d := float64(weights[0][j]) - float64(w)
+		diff += d * d
+		norm += float64(w) * float64(w)
+	}
+	c := &benchCheck{LossRelError: math.Abs(losses[0]-losses[1]) / math.Abs(losses[1]), WeightsRelError: math.Sqrt(diff / norm)}
+	c.Passed = c.LossRelError <= checkTolerance && c.WeightsRelError <= checkTolerance // false for NaN too
+	return c, nil
+}
+
+// checkFailed is the error of a --check that did not pass.
+func (r *benchReport) checkFailed() error {
+	if r.Check == nil || r.Check.Passed {
+		return nil
+	}
+	return fmt.Errorf("check: the %s backend's first step differs from the CPU's: loss %.3g, weights %.3g (relative; at most %g)",
+		r.Backend, r.Check.LossRelError, r.Check.WeightsRelError, checkTolerance)
 }

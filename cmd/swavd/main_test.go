@@ -8,7 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/swavd/swavd/compute"
+	"github.com/swavd/swavd/compute/cpu"
 	"github.com/swavd/swavd/compute/gl"
+	"github.com/swavd/swavd/config"
 )
 
 // swavd builds the real binary once per test run.
@@ -86,7 +89,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 // passes its self-test.
 func TestBenchOnGL(t *testing.T) {
 	bin := swavd(t)
-	out, err := run(t, bin, "bench", "--backend", "gl", "--preset", "tiny", "--steps", "1", "--gl-profile", "1", "--json")
+	out, err := run(t, bin, "bench", "--backend", "gl", "--preset", "tiny", "--steps", "1", "--gl-profile", "1", "--check", "--json")
 	if err != nil {
 		if strings.Contains(out, "no EGL display") {
 			t.Skipf("no EGL display can be opened here: %s", out)
@@ -101,12 +104,16 @@ func TestBenchOnGL(t *testing.T) {
 			Calls     int
 			Ms, GFLOP float64
 		} `json:"gl_programs"`
+		Check *benchCheck
 	}
 	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
 		t.Fatalf("bench output is not JSON: %v\n%s", err, out)
 	}
 	if rep.GL == nil || rep.GL.Renderer == "" || rep.GL.Version == "" || !strings.HasPrefix(rep.Backend, "gl") {
 		t.Fatalf("bench --backend gl reported %+v", rep)
+	}
+	if c := rep.Check; c == nil || !c.Passed || !(c.LossRelError < 1e-4) || !(c.WeightsRelError < 1e-4) {
+		t.Fatalf("bench --check on GL: %+v", c)
 	}
 	// --gl-profile: every program of a step, the convolutions with their work.
 	progs := map[string]bool{}
@@ -191,5 +198,33 @@ func TestBadInputGivesClearErrors(t *testing.T) {
 		if !strings.Contains(out, c.want) || strings.Contains(out, "panic") {
 			t.Errorf("%v: output does not name %q:\n%s", c.args, c.want, out)
 		}
+	}
+}
+
+// skewed is a CPU backend with a wrong optimizer: it takes twice the step.
+type skewed struct{ *cpu.Backend }
+
+func (s skewed) SGDStep(w, g, m compute.Tensor, p compute.SGDParams) {
+	p.LR *= 2
+	s.Backend.SGDStep(w, g, m, p)
+}
+
+// --check fails a backend that computes wrong results, however fast.
+func TestBenchCheckFailsAWrongBackend(t *testing.T) {
+	cfg, err := config.Load(config.Options{Preset: "tiny", Environ: []string{"SWAVD_OPTIM_WARMUP_STEPS=0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs, _ := benchImages(cfg)
+	c, err := checkFirstStep(cfg, skewed{cpu.New()}, imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := benchReport{Backend: "skewed", Check: c}
+	if c.Passed || !(c.WeightsRelError > checkTolerance) || rep.checkFailed() == nil {
+		t.Fatalf("a backend taking twice the step passed the check: %+v", c)
+	}
+	if c, err := checkFirstStep(cfg, cpu.New(), imgs); err != nil || !c.Passed || c.WeightsRelError != 0 {
+		t.Fatalf("the CPU against itself: %+v %v", c, err)
 	}
 }
