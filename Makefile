@@ -15,10 +15,10 @@ RUNDIR  ?= run
 # for the default replay source and the tests; systemd for
 # `systemd-analyze verify` of the unit files in the tests; chromium, the
 # headless browser the fleet page's test loads it in; python3 for the
-# codebook experiment script; mesa-vulkan-drivers for zink over lavapipe,
-# a second, independent GL driver the GL tests also run on.
+# codebook experiment script; mesa-vulkan-drivers (zink over lavapipe) and
+# virgl-server (virgl), independent GL drivers the GL tests also run on.
 DEB_PACKAGES := gcc libc6-dev pkg-config libegl-dev libgl-dev libgles-dev libegl-mesa0 libgl1-mesa-dri \
-	dataset-fashion-mnist systemd chromium python3 mesa-vulkan-drivers
+	dataset-fashion-mnist systemd chromium python3 mesa-vulkan-drivers virgl-server
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,5 +174,49 @@ func TestSelfTestCatchesZinkOrderFault(t *testing.T) {
 	}
 	if out := child("ZINK_INLINE_UNIFORMS=false"); !strings.Contains(out, "self-test: <nil>") {
 		t.Fatalf("the self-test failed on zink with inlining off: %s", out)
+	}
+}
+
+// TestOnVirgl reruns the GL tests on virgl: Mesa's virpipe driver sends
+// the shaders, as TGSI, to a virgl_test_server that turns them back into
+// GLSL for its own GL (llvmpipe here), a third compiler path beside
+// llvmpipe and softpipe. The test starts and stops its own server; skipped
+// where virgl-server is not installed.
+func TestOnVirgl(t *testing.T) {
+	if os.Getenv("GALLIUM_DRIVER") != "" {
+		t.Skip("the tests already run on the driver GALLIUM_DRIVER names")
+	}
+	srvPath, err := exec.LookPath("virgl_test_server")
+	if err != nil {
+		t.Skip("no virgl_test_server (Debian: virgl-server)")
+	}
+	const sock = "/tmp/.virgl_test" // virpipe's fixed default
+	srv := exec.Command(srvPath, "--use-egl-surfaceless")
+	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // it forks a renderer per client
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { syscall.Kill(-srv.Process.Pid, syscall.SIGKILL); srv.Wait() }()
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		if fi, err := os.Stat(sock); err == nil && fi.Mode().Type() == os.ModeSocket {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("virgl_test_server did not make its socket")
+		}
+	}
+	child := exec.Command(os.Args[0], "-test.v", "-test.run=^(TestParityWithCPU|TestReferenceVectors|TestSelfTest|TestContextReportsRendererAndLimits|TestCompileErrorNamesShaderAndLog)$")
+	child.Env = append(os.Environ(), "GALLIUM_DRIVER=virpipe")
+	out, err := child.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the GL tests on virgl: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "via EGL device: virgl (") || strings.Contains(string(out), "--- SKIP") {
+		t.Fatalf("the GL tests did not all run on virgl:\n%s", out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "via EGL") || strings.HasPrefix(strings.TrimSpace(line), "--- PASS") {
+			t.Log(strings.TrimSpace(line))
+		}
 	}
 }
