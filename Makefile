@@ -42,6 +42,9 @@ build:
 test: deps
 	$(GO) vet ./...
 	$(GO) test ./...
+	# Which GL drivers the GL tests ran on, by renderer: llvmpipe (the run
+	# above) and virgl (TestOnVirgl, which starts its own virgl_test_server).
+	$(GO) test -count=1 -v -run 'TestContextReportsRendererAndLimits|TestOnVirgl' ./compute/gl
 	# The GL backend again on softpipe, Mesa's other software driver (its own
 	# shader compiler, no LLVM), as a GLES-only device: it has no GL 4.3, so
 	# those parts skip and say why; every GLES part runs. About 25 s.
@@ -49,8 +52,10 @@ test: deps
 	# And on zink over lavapipe (GLSL to SPIR-V to Vulkan on the CPU), with
 	# Mesa 22.3's uniform inlining off: with it on, zink computes wrong
 	# results after other dispatches, which TestSelfTestCatchesZinkOrderFault
-	# checks the self-test catches. About 15 s.
+	# checks the self-test catches. About 6 s, and the whole GLES training
+	# step against the CPU there too, about 50 s.
 	ZINK_INLINE_UNIFORMS=false GALLIUM_DRIVER=zink LIBGL_ALWAYS_SOFTWARE=1 $(GO) test -count=1 -v -run 'Parity|Vectors|SelfTest$$|Context|Compile' ./compute/gl
+	ZINK_INLINE_UNIFORMS=false GALLIUM_DRIVER=zink LIBGL_ALWAYS_SOFTWARE=1 $(GO) test -count=1 -v -run 'TestGLStepMatchesCPU/OpenGL_ES' ./train
 
 # The built-in default: the daemon on a Fashion-MNIST replay at 30 fps
 # (this machine has no camera), its socket and state under $(RUNDIR).
