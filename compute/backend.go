@@ -43,6 +43,13 @@ type Backend interface {
 	Name() string
 	// Close releases every resource of the backend.
 	Close() error
+	// Err is the first device error the backend met (out of memory, a
+	// lost context, a hung GPU), sticky: operations do not panic on them,
+	// so callers check Err after a step. Always nil on the CPU.
+	Err() error
+	// Finish waits until every operation issued so far has run (a GPU
+	// backend runs them asynchronously); timings of phases need it.
+	Finish()
 
 	// New returns a zero-filled tensor. Release gives it back for reuse; a
 	// released tensor must not be used again, but releasing it twice is

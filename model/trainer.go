@@ -305,13 +305,10 @@ func (t *Trainer) carryGradientCheck(ctx *Ctx, loss compute.Tensor) {
 	be.Axpy(loss, 0, sum)
 }
 
-// finisher is a backend whose operations run asynchronously (GL): Finish
-// waits for them, so that phase timings mean something.
-type finisher interface{ Finish() }
-
-// sync waits for the backend when phase timing is on.
+// sync waits for the backend when phase timing is on, so that phase
+// timings on an asynchronous backend (GL) mean something.
 func (t *Trainer) sync() {
-	if f, ok := t.M.Backend().(finisher); ok && t.TimePhases {
-		f.Finish()
+	if t.TimePhases {
+		t.M.Backend().Finish()
 	}
 }

@@ -98,8 +98,8 @@ func (s *Session) Settle() (StepResult, error) {
 // loss is a discarded step, not an error; a failed device is one.
 func (s *Session) result(st model.StepStats, err error, aug time.Duration, step int) (StepResult, error) {
 	r := StepResult{StepStats: st, Augment: aug}
-	if f, ok := s.Model.Backend().(failer); ok && f.Err() != nil {
-		return r, fmt.Errorf("train: step %d: the %s backend failed: %w", step, s.Model.Backend().Name(), f.Err())
+	if err := s.Model.Backend().Err(); err != nil {
+		return r, fmt.Errorf("train: step %d: the %s backend failed: %w", step, s.Model.Backend().Name(), err)
 	}
 	if errors.Is(err, model.ErrNonFinite) {
 		r.Discarded = true
@@ -110,10 +110,6 @@ func (s *Session) result(st model.StepStats, err error, aug time.Duration, step 
 	}
 	return r, nil
 }
-
-// failer is a backend that records device errors (the GL backend: out of
-// memory, a failed mapping) instead of panicking mid-step.
-type failer interface{ Err() error }
 
 // FitImages brings every image to the working size and channel count.
 func FitImages(imgs []*capture.Image, size, channels int) []*capture.Image {

@@ -29,10 +29,11 @@ func loadForInference(dir string) (*train.Session, compute.Backend, *config.Conf
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
-	be, _, err := newBackend(cfg)
+	c, err := openBackend(cfg)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	be := c.Backend
 	s, err := train.NewSession(be, cfg)
 	if err == nil {
 		_, err = model.LoadCheckpoint(dir, s.Trainer)

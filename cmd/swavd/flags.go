@@ -3,12 +3,11 @@ package main
 import (
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/spf13/pflag"
 
 	"github.com/swavd/swavd/compute"
-	"github.com/swavd/swavd/compute/cpu"
+	"github.com/swavd/swavd/compute/choose"
 	"github.com/swavd/swavd/compute/gl"
 	"github.com/swavd/swavd/config"
 )
@@ -18,8 +17,8 @@ type configFlags struct {
 	fs   *pflag.FlagSet
 	file *string
 	keys map[string]string // config key -> flag name
-	// notGL says why compute.backend auto chose the CPU, after open.
-	notGL string
+	// choice is the backend open chose, and why.
+	choice choose.Choice
 }
 
 func newConfigFlags(name string) *configFlags {
@@ -43,12 +42,10 @@ func (c *configFlags) open(preset string) (*config.Config, compute.Backend, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	be, notGL, err := newBackend(cfg)
-	if err != nil {
+	if c.choice, err = openBackend(cfg); err != nil {
 		return nil, nil, err
 	}
-	c.notGL = notGL
-	return cfg, be, nil
+	return cfg, c.choice.Backend, nil
 }
 
 func (c *configFlags) load(preset string) (*config.Config, error) {
@@ -59,62 +56,19 @@ func (c *configFlags) load(preset string) (*config.Config, error) {
 	return config.Load(config.Options{File: *c.file, Flags: m, Environ: os.Environ(), Preset: preset})
 }
 
-// newBackend opens the configured backend. gl and gles must work; auto
-// tries GL 4.3, then GLES 3.1, keeps the first that runs on a GPU (not a
-// software renderer such as llvmpipe, which trains tens of times slower
-// than the CPU backend) and passes the self-test against the CPU backend,
-// and otherwise falls back to the CPU, saying why (on stderr, and in
-// notGL for the daemon's status).
-func newBackend(cfg *config.Config) (be compute.Backend, notGL string, err error) {
-	switch cfg.Compute.Backend {
-	case "cpu":
-		return cpu.New(), "", nil
-	case "gl", "gles":
-		api := gl.GL43
-		if cfg.Compute.Backend == "gles" {
-			api = gl.GLES31
-		}
-		b, err := openGL(api, cfg)
-		if err != nil {
-			return nil, "", err
-		}
-		if err := gl.SelfTest(b, cpu.New()); err != nil {
-			b.Close()
-			return nil, "", err
-		}
-		reportGL(b)
-		return b, "", nil
+// openBackend opens the backend cfg names (package choose) and says on
+// stderr which, and why auto did not take GL when it did not.
+func openBackend(cfg *config.Config) (choose.Choice, error) {
+	c, err := choose.Open(cfg)
+	if err != nil {
+		return c, err
 	}
-	var why []string
-	for _, api := range []gl.API{gl.GL43, gl.GLES31} {
-		b, err := openGL(api, cfg)
-		if err == nil && b.Info().Software() {
-			err = fmt.Errorf("%s is a software renderer, slower than the CPU backend (compute.backend: %s uses it anyway)",
-				b.Info().Renderer, map[gl.API]string{gl.GL43: "gl", gl.GLES31: "gles"}[api])
-			b.Close()
-			b = nil
-		}
-		if err == nil {
-			if err = gl.SelfTest(b, cpu.New()); err == nil {
-				reportGL(b)
-				return b, "", nil
-			}
-			b.Close()
-		}
-		why = append(why, fmt.Sprintf("%v: %v", api, err))
+	if g, ok := c.Backend.(*gl.Backend); ok {
+		reportGL(g)
+	} else if c.NotGL != "" {
+		fmt.Fprintf(os.Stderr, "compute.backend auto: using the CPU (%s)\n", c.NotGL)
 	}
-	notGL = strings.Join(why, "; ")
-	fmt.Fprintf(os.Stderr, "compute.backend auto: using the CPU (%s)\n", notGL)
-	return cpu.New(), notGL, nil
-}
-
-// openGL opens a GL backend with the configuration's settings.
-func openGL(api gl.API, cfg *config.Config) (*gl.Backend, error) {
-	b, err := gl.New(api)
-	if err == nil {
-		b.FenceTimeout = cfg.Compute.GLFenceTimeout
-	}
-	return b, err
+	return c, nil
 }
 
 func reportGL(b *gl.Backend) {

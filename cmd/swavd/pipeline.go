@@ -57,7 +57,7 @@ func benchPipeline(cf *configFlags, duration time.Duration, asJSON bool, endProf
 	defer os.RemoveAll(dir)
 	cfg.Daemon.StateDir, cfg.Daemon.Socket = filepath.Join(dir, "state"), filepath.Join(dir, "swavd.sock")
 	cfg.Daemon.CheckpointSteps, cfg.Daemon.CheckpointInterval = 0, 0
-	o := daemonOptions(cfg, be, cf.notGL)
+	o := daemonOptions(cfg, cf.choice)
 	d, err := daemon.New(o)
 	if err != nil {
 		return err

@@ -8,10 +8,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	"github.com/swavd/swavd/api"
-	"github.com/swavd/swavd/compute"
-	"github.com/swavd/swavd/compute/cpu"
-	"github.com/swavd/swavd/compute/gl"
+	"github.com/swavd/swavd/compute/choose"
 	"github.com/swavd/swavd/config"
 	"github.com/swavd/swavd/daemon"
 	"github.com/swavd/swavd/internal/logging"
@@ -32,7 +29,7 @@ func runDaemon(args []string) error {
 		return err
 	}
 	notify, wd := daemon.SystemdNotifier(logger)
-	o := daemonOptions(cfg, be, c.notGL)
+	o := daemonOptions(cfg, c.choice)
 	o.Notify, o.Watchdog, o.Log = notify, wd, logger
 	d, err := daemon.New(o)
 	if err != nil {
@@ -72,18 +69,9 @@ func runDaemon(args []string) error {
 // daemonOptions describes the backend (with why auto did not take GL, if
 // it did not) and, in auto mode, the CPU fallback; it also applies the
 // configured memory limit.
-func daemonOptions(cfg *config.Config, be compute.Backend, notGL string) daemon.Options {
-	info := api.Backend{Name: be.Name(), Fallback: notGL}
-	if g, ok := be.(*gl.Backend); ok {
-		in := g.Info()
-		info.Renderer, info.GL = in.Renderer, in.Version
-	}
-	var fallback func() compute.Backend
-	if cfg.Compute.Backend == "auto" {
-		fallback = func() compute.Backend { return cpu.New() }
-	}
+func daemonOptions(cfg *config.Config, c choose.Choice) daemon.Options {
 	if mib := cfg.Daemon.MemoryLimitMiB; mib > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(mib) << 20)
 	}
-	return daemon.Options{Config: cfg, Version: version, Backend: be, Info: info, Fallback: fallback}
+	return daemon.Options{Config: cfg, Version: version, Backend: c.Backend, Info: c.Status(), Fallback: c.Fallback()}
 }

@@ -39,6 +39,12 @@ type Backend struct {
 func New() *Backend { return &Backend{free: map[int][]*tensor.Dense{}} }
 
 func (b *Backend) Name() string { return "cpu" }
+
+// Err is always nil: the CPU backend has no device to lose.
+func (b *Backend) Err() error { return nil }
+
+// Finish returns at once: every operation has run when it returns.
+func (b *Backend) Finish() {}
 func (b *Backend) Close() error {
 	b.mu.Lock()
 	b.free = map[int][]*tensor.Dense{}
