@@ -52,7 +52,7 @@ type Backend struct {
 	ctx *context
 	wg  int // workgroup size of 1-D shaders
 	// On the context's thread only:
-	progs map[string]*program
+	progs map[progID]*program // every program, compiled by New
 	free  map[int][]uint32 // pooled buffer names by size in bytes
 	stats Stats
 	prof  map[string]*OpTime
@@ -75,7 +75,7 @@ func NewOn(api API, plat Platform) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Backend{ctx: ctx, progs: map[string]*program{}, free: map[int][]uint32{}}
+	b := &Backend{ctx: ctx, progs: map[progID]*program{}, free: map[int][]uint32{}}
 	lim := ctx.info.Limits
 	if lim.MaxSSBOBindings < 4 || lim.MaxInvocations < 128 || lim.MaxSharedBytes < 16384 { // GL ES 3.1's minimum; the matmul tiles use 13 KiB
 		ctx.close()
@@ -87,11 +87,13 @@ func NewOn(api API, plat Platform) (*Backend, error) {
 	}
 	var cerr error
 	ctx.do(func() {
-		for _, p := range allPrograms() {
-			if _, err := b.program(p.family, p.op, p.extra); err != nil {
+		for _, id := range allPrograms() {
+			p, err := b.ctx.compile(id.family, b.defines(id))
+			if err != nil {
 				cerr = err
 				return
 			}
+			b.progs[id] = p
 		}
 	})
 	if cerr != nil {

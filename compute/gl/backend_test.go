@@ -220,3 +220,34 @@ func TestOnVirgl(t *testing.T) {
 		}
 	}
 }
+
+// The self-test that runs at start dispatches every program the backend
+// has, so a uniform a shader lacks fails there, not mid-run.
+func TestSelfTestRunsEveryProgram(t *testing.T) {
+	b := backendOrSkip(t, GLES31)
+	b.SetProfiling(true)
+	if err := SelfTest(b, cpu.New()); err != nil {
+		t.Fatal(err)
+	}
+	ran := map[string]bool{}
+	for _, p := range b.Profile() {
+		ran[p.Program] = true
+	}
+	for _, id := range allPrograms() {
+		if !ran[id.family+"/"+id.op] {
+			t.Errorf("the self-test does not run %v", id)
+		}
+	}
+}
+
+// A uniform the Go side sets that the shader does not declare is an error
+// naming both (GL would ignore it and leave the value unset).
+func TestUnknownUniformFails(t *testing.T) {
+	b := backendOrSkip(t, GLES31)
+	x := b.New(10)
+	b.run("elementwise", "FILL", 10, ts(x), ui("n", 10), uf("alhpa", 1))
+	b.Finish()
+	if err := b.Err(); err == nil || !strings.Contains(err.Error(), `has no uniform "alhpa"`) || !strings.Contains(err.Error(), "OP_FILL") {
+		t.Fatalf("Err() = %v", err)
+	}
+}

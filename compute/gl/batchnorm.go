@@ -40,7 +40,7 @@ func (b *Backend) runPerChannel(op string, C, M int, ts []compute.Tensor, us ...
 	if C > b.ctx.info.Limits.MaxGroupCount[1] {
 		panic(fmt.Sprintf("gl: batch norm of %d channels exceeds the dispatch limits %v", C, b.ctx.info.Limits.MaxGroupCount))
 	}
-	b.dispatch("batchnorm", op, nil, (M+b.wg-1)/b.wg, C, 1, ts, us)
+	b.dispatch(progID{"batchnorm", op, -1}, (M+b.wg-1)/b.wg, C, 1, ts, us)
 }
 
 // unpack copies a slot of p into t.

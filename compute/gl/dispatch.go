@@ -1,62 +1,68 @@
 package gl
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/swavd/swavd/compute"
 )
 
-// progSpec names one program: a shader family, the operation selected in
-// it, and any further defines.
-type progSpec struct {
+// progID names one program: a shader family, the operation selected in
+// it, and for matmul the tile shape (an index into gemmTiles; -1 for the
+// other families). It is the key of the backend's program table, which New
+// fills once: a dispatch looks its program up by this small comparable
+// key, nothing is built or sorted per call.
+type progID struct {
 	family, op string
-	extra      map[string]string
+	tile       int
 }
+
+func (id progID) String() string {
+	if id.tile >= 0 {
+		return fmt.Sprintf("%s/%s[%dx%d]", id.family, id.op, gemmTiles[id.tile].bm, gemmTiles[id.tile].bn)
+	}
+	return id.family + "/" + id.op
+}
+
+// op is the progID of an operation of a family without variants.
+func op(family, name string) progID { return progID{family, name, -1} }
 
 // allPrograms lists every program the backend runs; New compiles them all
 // up front, so a driver that cannot build one fails at start, not mid-step.
-func allPrograms() []progSpec {
-	var ps []progSpec
-	add := func(family string, extra map[string]string, ops ...string) {
-		for _, op := range ops {
-			ps = append(ps, progSpec{family, op, extra})
+func allPrograms() []progID {
+	var ps []progID
+	add := func(family string, ops ...string) {
+		for _, o := range ops {
+			ps = append(ps, op(family, o))
 		}
 	}
-	add("elementwise", nil, "FILL", "COPY", "AXPY", "ADD_RELU", "RELU_BACKWARD", "ADD_BIAS", "COPY_COLUMNS", "SUM_SPLITS", "SGD")
-	add("reduce", nil, "SUM_ROWS", "SUM_SQUARES2")
-	for _, t := range gemmTiles {
-		add("matmul", t.defines(), "MODE_GEMM", "MODE_CONV_FWD", "MODE_CONV_DW", "MODE_CONV_DX")
+	add("elementwise", "FILL", "COPY", "AXPY", "ADD_RELU", "RELU_BACKWARD", "ADD_BIAS", "COPY_COLUMNS", "SUM_SPLITS", "SGD")
+	add("reduce", "SUM_ROWS", "SUM_SQUARES2")
+	for t := range gemmTiles {
+		for _, mode := range []string{"MODE_GEMM", "MODE_CONV_FWD", "MODE_CONV_DW", "MODE_CONV_DX"} {
+			ps = append(ps, progID{"matmul", mode, t})
+		}
 	}
-	add("batchnorm", nil, "STATS", "RUNNING", "INFER_PREP", "NORMALIZE", "BACKWARD_SUMS", "BACKWARD_DX")
-	add("pool", nil, "GAP", "GAP_BACKWARD")
-	add("l2norm", nil, "COLS", "COLS_BACKWARD", "ROWS")
-	add("sinkhorn", nil, "MAX", "EXP", "COLS", "ROWS")
-	add("softmax", nil, "CE_ROWS", "CE_REDUCE", "SOFTMAX")
+	add("batchnorm", "STATS", "RUNNING", "INFER_PREP", "NORMALIZE", "BACKWARD_SUMS", "BACKWARD_DX")
+	add("pool", "GAP", "GAP_BACKWARD")
+	add("l2norm", "COLS", "COLS_BACKWARD", "ROWS")
+	add("sinkhorn", "MAX", "EXP", "COLS", "ROWS")
+	add("softmax", "CE_ROWS", "CE_REDUCE", "SOFTMAX")
 	return ps
 }
 
-// program returns the compiled program; on the context thread.
-func (b *Backend) program(family, op string, extra map[string]string) (*program, error) {
-	defines := map[string]string{"WG": strconv.Itoa(b.wg)}
-	if family == "matmul" {
-		defines["WG"], defines["WG_Y"] = "16", "8"
-		defines[op] = "1"
+// defines are the preprocessor defines that select id's code.
+func (b *Backend) defines(id progID) map[string]string {
+	d := map[string]string{"WG": strconv.Itoa(b.wg)}
+	if id.family == "matmul" {
+		d["WG"], d["WG_Y"] = "16", "8"
+		d[id.op] = "1"
+		t := gemmTiles[id.tile]
+		d["BM"], d["BN"] = strconv.Itoa(t.bm), strconv.Itoa(t.bn)
 	} else {
-		defines["OP_"+op] = "1"
+		d["OP_"+id.op] = "1"
 	}
-	for k, v := range extra {
-		defines[k] = v
-	}
-	key := programKey(family, defines)
-	if p, ok := b.progs[key]; ok {
-		return p, nil
-	}
-	p, err := b.ctx.compile(family, defines)
-	if err != nil {
-		return nil, err
-	}
-	b.progs[key] = p
-	return p, nil
+	return d
 }
 
 // uni is one uniform value.
@@ -85,9 +91,9 @@ type binding struct {
 	off int
 }
 
-// dispatch posts program (family, op, extra) over gx x gy x gz workgroups
-// with ts bound at 0.. and the uniforms us.
-func (b *Backend) dispatch(family, op string, extra map[string]string, gx, gy, gz int, ts []compute.Tensor, us []uni) {
+// dispatch posts program id over gx x gy x gz workgroups with ts bound at
+// 0.. and the uniforms us.
+func (b *Backend) dispatch(id progID, gx, gy, gz int, ts []compute.Tensor, us []uni) {
 	bs := make([]binding, len(ts))
 	for i, t := range ts {
 		gt := tensorOf(t)
@@ -96,33 +102,38 @@ func (b *Backend) dispatch(family, op string, extra map[string]string, gx, gy, g
 		}
 		bs[i] = binding{gt.buf, gt.off}
 	}
-	b.ctx.post(func() { b.issue(family, op, extra, gx, gy, gz, bs, us) })
+	b.ctx.post(func() { b.issue(id, gx, gy, gz, bs, us) })
 }
 
 // issue binds bs, sets their offsets and us, and runs the program, then
 // orders its writes before any later read or copy; on the context thread.
-func (b *Backend) issue(family, op string, extra map[string]string, gx, gy, gz int, bs []binding, us []uni) {
-	p, err := b.program(family, op, extra)
-	if err != nil {
-		panic(err) // every program was compiled by New
+func (b *Backend) issue(id progID, gx, gy, gz int, bs []binding, us []uni) {
+	p := b.progs[id]
+	if p == nil {
+		panic(fmt.Sprintf("gl: no program %v (allPrograms lists what New compiles)", id))
 	}
 	f := b.ctx.fn
 	f.UseProgram(p.id)
 	for i, bd := range bs {
 		f.BindBufferRange(glShaderStorageBuffer, uint32(i), bd.buf.id, 0, bd.buf.bytes)
-		f.Uniform1i(b.ctx.location(p, offsetNames[i]), int32(bd.off))
+		if l, ok := b.location(p, offsetNames[i]); ok {
+			f.Uniform1i(l, int32(bd.off))
+		}
 	}
 	for _, u := range us {
-		l := b.ctx.location(p, u.name)
-		if u.float {
+		l, ok := b.location(p, u.name)
+		switch {
+		case !ok:
+			continue
+		case u.float:
 			f.Uniform1f(l, u.f)
-		} else {
+		default:
 			f.Uniform1i(l, u.i)
 		}
 	}
 	maxX := b.ctx.info.Limits.MaxGroupCount[0]
 	gx = min(max(gx, 1), maxX)
-	b.timed(family+"/"+op, us, func() {
+	b.timed(id.family+"/"+id.op, us, func() {
 		f.DispatchCompute(uint32(gx), uint32(max(gy, 1)), uint32(max(gz, 1)))
 		f.MemoryBarrier(glShaderStorageBarrierBit | glBufferUpdateBarrierBit)
 	})
@@ -131,13 +142,13 @@ func (b *Backend) issue(family, op string, extra map[string]string, gx, gy, gz i
 
 // run dispatches an element-wise program over n items (grid-stride loops
 // cover any n).
-func (b *Backend) run(family, op string, n int, ts []compute.Tensor, us ...uni) {
-	b.dispatch(family, op, nil, (n+b.wg-1)/b.wg, 1, 1, ts, us)
+func (b *Backend) run(family, name string, n int, ts []compute.Tensor, us ...uni) {
+	b.dispatch(op(family, name), (n+b.wg-1)/b.wg, 1, 1, ts, us)
 }
 
 // runGroups dispatches one workgroup per item (reductions).
-func (b *Backend) runGroups(family, op string, n int, ts []compute.Tensor, us ...uni) {
-	b.dispatch(family, op, nil, n, 1, 1, ts, us)
+func (b *Backend) runGroups(family, name string, n int, ts []compute.Tensor, us ...uni) {
+	b.dispatch(op(family, name), n, 1, 1, ts, us)
 }
 
 func ts(t ...compute.Tensor) []compute.Tensor { return t }

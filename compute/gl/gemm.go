@@ -2,7 +2,6 @@ package gl
 
 import (
 	"fmt"
-	"strconv"
 
 	"github.com/swavd/swavd/compute"
 )
@@ -15,15 +14,12 @@ type gemmTile struct{ bm, bn int }
 // layers), which would leave half of a 64-row tile empty.
 var gemmTiles = []gemmTile{{64, 128}, {32, 128}}
 
-func (t gemmTile) defines() map[string]string {
-	return map[string]string{"BM": strconv.Itoa(t.bm), "BN": strconv.Itoa(t.bn)}
-}
-
-func tileFor(m int) gemmTile {
+// tileFor is the index in gemmTiles of the tile for a product of m rows.
+func tileFor(m int) int {
 	if m <= 32 {
-		return gemmTiles[1]
+		return 1
 	}
-	return gemmTiles[0]
+	return 0
 }
 
 const (
@@ -61,7 +57,8 @@ func kSplit(k, tiles, maxZ int) (chunk, splits int) {
 // the output has too few tiles to keep the GPU busy, K is split over
 // workgroups into a pooled scratch and summed by a second pass.
 func (b *Backend) gemm(mode string, c, a, bm compute.Tensor, p product, us ...uni) {
-	t := tileFor(p.m)
+	ti := tileFor(p.m)
+	t, id := gemmTiles[ti], progID{"matmul", mode, ti}
 	gx, gy := (p.n+t.bn-1)/t.bn, (p.m+t.bm-1)/t.bm
 	lim := b.ctx.info.Limits.MaxGroupCount
 	if gx > lim[0] || gy > lim[1] {
@@ -74,13 +71,13 @@ func (b *Backend) gemm(mode string, c, a, bm compute.Tensor, p product, us ...un
 	us = append(us, ui("M", p.m), ui("N", p.n), ui("K", p.k), ui("kChunk", chunk), uf("alpha", p.alpha))
 	if splits == 1 {
 		us = append(us, uf("beta", p.beta), ui("ldc", p.ldc), ui("splitStride", 0))
-		b.dispatch("matmul", mode, t.defines(), gx, gy, 1, ts(c, a, bm), us)
+		b.dispatch(id, gx, gy, 1, ts(c, a, bm), us)
 		return
 	}
 	part := b.scratch(splits * p.m * p.n)
 	defer b.Release(part)
 	us = append(us, uf("beta", 0), ui("ldc", p.n), ui("splitStride", p.m*p.n))
-	b.dispatch("matmul", mode, t.defines(), gx, gy, splits, ts(part, a, bm), us)
+	b.dispatch(id, gx, gy, splits, ts(part, a, bm), us)
 	n := p.m * p.n
 	b.run("elementwise", "SUM_SPLITS", n, ts(c, part), ui("n", n), ui("cols", p.n), ui("ldc", p.ldc),
 		ui("splits", splits), uf("beta", p.beta))

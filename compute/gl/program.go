@@ -5,6 +5,7 @@ import "C"
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"unsafe"
@@ -12,12 +13,18 @@ import (
 	"github.com/swavd/swavd/shaders"
 )
 
-// program is a linked compute program and its uniform locations.
+// program is a linked compute program and its uniforms: every uniform its
+// source declares, with its location, resolved once when it is built (-1
+// for one the compiler dropped because this operation does not use it).
 type program struct {
 	name     string
 	id       uint32
 	uniforms map[string]int32
 }
+
+// declaredUniform matches a uniform declaration of the shaders' style: one
+// scalar per line.
+var declaredUniform = regexp.MustCompile(`(?m)^\s*uniform\s+\w+\s+(\w+)\s*;`)
 
 // programKey identifies a program by its family and defines.
 func programKey(family string, defines map[string]string) string {
@@ -61,7 +68,13 @@ func (c *context) compile(family string, defines map[string]string) (*program, e
 		f.DeleteProgram(prog)
 		return nil, fmt.Errorf("gl: shader %s does not link on %s: %s", name, c.info.Renderer, log)
 	}
-	return &program{name: name, id: prog, uniforms: map[string]int32{}}, nil
+	pr := &program{name: name, id: prog, uniforms: map[string]int32{}}
+	for _, m := range declaredUniform.FindAllStringSubmatch(src, -1) {
+		cn := C.CString(m[1])
+		pr.uniforms[m[1]] = f.GetUniformLocation(prog, (*uint8)(unsafe.Pointer(cn)))
+		C.free(unsafe.Pointer(cn))
+	}
+	return pr, nil
 }
 
 func (c *context) infoLog(obj uint32, iv func(uint32, uint32, *int32), get func(uint32, int32, *int32, *uint8)) string {
@@ -75,15 +88,16 @@ func (c *context) infoLog(obj uint32, iv func(uint32, uint32, *int32), get func(
 	return strings.TrimSpace(string(buf[:n-1]))
 }
 
-// location returns (and caches) a uniform's location; -1 if the program
-// has no such active uniform, which GL ignores on set.
-func (c *context) location(p *program, name string) int32 {
-	if l, ok := p.uniforms[name]; ok {
-		return l
+// location is where a uniform of p lives, and whether to set it: a name
+// the shader does not declare is an error (the Go side and the shader
+// disagree: it would be ignored by GL and leave a value unset), recorded
+// like a device error so the step fails; a declared one the compiler
+// dropped is skipped.
+func (b *Backend) location(p *program, name string) (int32, bool) {
+	l, ok := p.uniforms[name]
+	if !ok {
+		b.fail(fmt.Errorf("gl: shader %s has no uniform %q", p.name, name))
+		return -1, false
 	}
-	cs := C.CString(name)
-	defer C.free(unsafe.Pointer(cs))
-	l := c.fn.GetUniformLocation(p.id, (*uint8)(unsafe.Pointer(cs)))
-	p.uniforms[name] = l
-	return l
+	return l, l >= 0
 }

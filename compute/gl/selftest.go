@@ -99,5 +99,31 @@ func SelfTest(b *Backend, ref compute.Backend) error {
 			return err
 		}
 	}
+	// Every other program once (their values are checked by the tests):
+	// a uniform the Go side sets and a shader lacks fails here, at start.
+	v, v2, v3, col := rnd(6, 10), rnd(6, 10), rnd(6, 10), rnd(6)
+	sc, codes, lossT := rnd(4, 10), rnd(4, 10), rnd(1)
+	im, pooled, norms := rnd(6, 2, 3, 3), rnd(6, 2), rnd(10)
+	b.Fill(v.g, 0.5)
+	b.Copy(v2.g, v.g)
+	b.CopyColumns(v3.g, 1, v.g, 2, 4)
+	b.Axpy(v.g, 2, v2.g)
+	b.AddReLU(v3.g, v.g, v2.g)
+	b.ReLUBackward(v2.g, v.g, v3.g)
+	b.AddBias(v.g, col.g)
+	b.SumRows(col.g, v.g, 1)
+	b.GlobalAvgPool(pooled.g, im.g)
+	b.GlobalAvgPoolBackward(im.g, pooled.g)
+	b.L2NormalizeCols(v2.g, norms.g, v.g)
+	b.L2NormalizeColsBackward(v3.g, v.g, v2.g, norms.g)
+	b.L2NormalizeRows(v.g)
+	b.BatchNormInfer(bn.g, y.g, gm.g, bt.g, rm.g, rv.g, 1e-5, true)
+	b.BatchNormBackward(dx.g, gm.g, bt.g, dy.g, y.g, bn.g, gm.g, mean.g, inv.g, true)
+	b.SwappedCE(lossT.g, codes.g, sc.g, q.g, 0.1, 1)
+	b.SoftmaxRows(codes.g, sc.g, 0.1)
+	for _, lars := range []bool{false, true} {
+		b.SGDStep(v.g, v2.g, v3.g, compute.SGDParams{LR: 0.1, Momentum: 0.9, WeightDecay: 1e-5, LARS: lars, TrustCoef: 1e-3})
+	}
+	b.Finish()
 	return b.Err()
 }
