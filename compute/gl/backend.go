@@ -53,7 +53,7 @@ type Backend struct {
 	wg  int // workgroup size of 1-D shaders
 	// On the context's thread only:
 	progs map[progID]*program // every program, compiled by New
-	free  map[int][]uint32 // pooled buffer names by size in bytes
+	free  map[int][]uint32    // pooled buffer names by size in bytes
 	stats Stats
 	prof  map[string]*OpTime
 
