@@ -17,9 +17,8 @@ import (
 	"time"
 
 	"github.com/swavd/swavd/api"
-	"github.com/swavd/swavd/model"
-
 	"github.com/swavd/swavd/internal/logging"
+	"github.com/swavd/swavd/model"
 )
 
 const manifestFile = "manifest.json"

@@ -20,10 +20,9 @@ import (
 	"github.com/swavd/swavd/compute"
 	"github.com/swavd/swavd/config"
 	"github.com/swavd/swavd/fleet/link"
+	"github.com/swavd/swavd/internal/logging"
 	"github.com/swavd/swavd/model"
 	"github.com/swavd/swavd/train"
-
-	"github.com/swavd/swavd/internal/logging"
 )
 
 // Options are what the daemon is built from.

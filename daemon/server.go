@@ -17,9 +17,8 @@ import (
 
 	"github.com/swavd/swavd/api"
 	"github.com/swavd/swavd/capture"
-	"github.com/swavd/swavd/safetensors"
-
 	"github.com/swavd/swavd/internal/logging"
+	"github.com/swavd/swavd/safetensors"
 )
 
 // peerCred is the credential of the process at the other end of a Unix

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
-
 	"github.com/swavd/swavd/internal/logging"
 )
 

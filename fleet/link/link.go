@@ -18,7 +18,6 @@ import (
 	"github.com/swavd/swavd/api"
 	"github.com/swavd/swavd/fleet"
 	"github.com/swavd/swavd/fleet/certs"
-
 	"github.com/swavd/swavd/internal/logging"
 )
 

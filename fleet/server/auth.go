@@ -13,7 +13,6 @@ import (
 
 	"github.com/swavd/swavd/fleet"
 	"github.com/swavd/swavd/fleet/certs"
-
 	"github.com/swavd/swavd/internal/logging"
 )
 

@@ -26,7 +26,6 @@ import (
 	"github.com/swavd/swavd/fleet"
 	"github.com/swavd/swavd/fleet/certs"
 	"github.com/swavd/swavd/fleet/codebook"
-
 	"github.com/swavd/swavd/internal/logging"
 )
 
