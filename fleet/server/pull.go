@@ -78,8 +78,10 @@ func (s *Server) Pull(ctx context.Context, id string) (r PullResult) {
 		if have == "" || msg.Header.Get(fleet.HeaderDigest) != have {
 			return s.rejected(ctx, r, fmt.Errorf("device says unchanged from %q, the fleet has %q", msg.Header.Get(fleet.HeaderDigest), have))
 		}
+		if err := s.succeeded(ctx, id, nil); err != nil {
+			return s.failed(ctx, r, err, false)
+		}
 		r.Result, r.Digest, r.Step = ResultUnchanged, have, dev.Step
-		s.succeeded(ctx, id, nil)
 		return r
 	case fleet.StatusSnapshot:
 		return s.receive(ctx, r, msg)
@@ -112,10 +114,9 @@ func (s *Server) receive(ctx context.Context, r PullResult, msg *nats.Msg) PullR
 		return s.failed(ctx, r, fmt.Errorf("storing snapshot %s: %w", digest, err), false)
 	}
 	s.setStoreErr(nil)
-	r.Result, r.Digest, r.Step, r.Stored = ResultSnapshot, digest, snap.Meta.Step, stored
 	ref := SnapshotRef{Digest: digest, Step: snap.Meta.Step, Bytes: len(msg.Data), TakenAt: snap.Meta.TakenAt, PulledAt: time.Now().UTC()}
 	var dropped []string
-	s.succeeded(ctx, r.ID, func(d *Device) {
+	err = s.succeeded(ctx, r.ID, func(d *Device) {
 		d.Digest, d.Step = digest, snap.Meta.Step
 		if len(d.Snapshots) == 0 || d.Snapshots[0].Digest != digest {
 			d.Snapshots = append([]SnapshotRef{ref}, d.Snapshots...)
@@ -128,6 +129,13 @@ func (s *Server) receive(ctx context.Context, r PullResult, msg *nats.Msg) PullR
 			d.Snapshots = d.Snapshots[:s.o.History]
 		}
 	})
+	if err != nil {
+		// Stored but not in the device's history: the pull counts as
+		// failed and is retried this round (the stored object is found
+		// again by its digest).
+		return s.failed(ctx, r, err, false)
+	}
+	r.Result, r.Digest, r.Step, r.Stored = ResultSnapshot, digest, snap.Meta.Step, stored
 	s.deleteUnreferenced(ctx, dropped)
 	return r
 }
@@ -153,7 +161,9 @@ func (s *Server) deleteUnreferenced(ctx context.Context, digests []string) {
 	}
 }
 
-func (s *Server) succeeded(ctx context.Context, id string, update func(d *Device)) {
+// succeeded records a pull in the device's record; only a recorded pull
+// counts as this round's (a store failover can refuse the write).
+func (s *Server) succeeded(ctx context.Context, id string, update func(d *Device)) error {
 	now := time.Now().UTC()
 	_, err := s.store.UpdateDevice(ctx, id, func(d *Device) error {
 		d.PulledAt, d.Failures, d.RetryAt, d.LastError, d.Offline = &now, 0, nil, "", false
@@ -163,11 +173,12 @@ func (s *Server) succeeded(ctx context.Context, id string, update func(d *Device
 		return nil
 	})
 	if err != nil {
-		s.o.Log.Warnf("fleet: device %s: recording the pull: %v", id, err)
+		return fmt.Errorf("recording the pull: %w", err)
 	}
 	s.mu.Lock()
 	s.done[id], s.handled[id] = s.round(now), s.round(now)
 	s.mu.Unlock()
+	return nil
 }
 
 // failed records a failure and backs off: from 5 s (or an eighth of the
