@@ -22,18 +22,23 @@ DEB_PACKAGES := gcc libc6-dev pkg-config libegl-dev libgl-dev libgles-dev libegl
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test run train bench install clean testframes gpu-bundle
+.PHONY: all deps build test run train bench peer-deps peer-ratio install clean testframes gpu-bundle
 
 all: build
 
-deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+# apt-install PACKAGES installs, with apt-get, those not installed yet.
+define apt-install
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
 	fi
+endef
+
+deps:
+	$(call apt-install,$(DEB_PACKAGES))
 	$(GO) mod download
 
 build:
@@ -72,6 +77,17 @@ train: deps build
 bench: deps build
 	$(BIN)/swavd bench --preset edge-small --steps 20 --json
 	$(BIN)/swavd bench --pipeline --preset edge-small --json
+
+# The PyTorch reference (../shared/peer/swav_ref.py) and what it needs, for
+# speed ratios measured side by side: `make peer-ratio` (PEER, PAIRS).
+PEER_PACKAGES := python3-torch python3-torchvision python3-sklearn python3-numpy
+PEER ?= ../shared/peer/swav_ref.py
+PAIRS ?= 3
+peer-deps: deps
+	$(call apt-install,$(PEER_PACKAGES))
+
+peer-ratio: peer-deps build
+	PEER=$(PEER) PAIRS=$(PAIRS) scripts/peer-ratio.sh
 
 # Binaries, units (swavd's service + socket, swav-fleet's service), the
 # swavd and swav-fleet users, and commented default configs (kept if they
