@@ -22,7 +22,7 @@ DEB_PACKAGES := gcc libc6-dev pkg-config libegl-dev libgl-dev libgles-dev libegl
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test run train bench peer-deps peer-ratio install clean testframes gpu-bundle
+.PHONY: all deps build test run train bench cross-deps cross peer-deps peer-ratio install clean testframes gpu-bundle
 
 all: build
 
@@ -77,6 +77,27 @@ train: deps build
 bench: deps build
 	$(BIN)/swavd bench --preset edge-small --steps 20 --json
 	$(BIN)/swavd bench --pipeline --preset edge-small --json
+
+# Cross-building for a Jetson-class board: `make cross ARCH=arm64` builds
+# bin/linux-arm64/ with cgo (the C SGEMM kernel, the EGL context) through
+# Debian's cross compiler and the board's EGL/GL headers (multiarch), then
+# runs the arm64 swavd under qemu-user-static as a smoke test.
+ARCH ?= arm64
+CROSS_PACKAGES_arm64 := gcc-aarch64-linux-gnu libc6-dev-arm64-cross pkg-config libegl-dev:arm64 libgl-dev:arm64 libgles-dev:arm64 \
+	qemu-user-static
+CROSS_CC_arm64 := aarch64-linux-gnu-gcc
+CROSS_TRIPLET_arm64 := aarch64-linux-gnu
+CROSS_QEMU_arm64 := aarch64
+cross-deps:
+	@[ -n "$(CROSS_CC_$(ARCH))" ] || { echo "cross: ARCH=$(ARCH) is not supported (arm64 is)"; exit 1; }
+	@dpkg --print-foreign-architectures | grep -qx $(ARCH) || $(SUDO) dpkg --add-architecture $(ARCH)
+	$(call apt-install,$(CROSS_PACKAGES_$(ARCH)))
+
+cross: cross-deps
+	CGO_ENABLED=1 GOOS=linux GOARCH=$(ARCH) CC=$(CROSS_CC_$(ARCH)) \
+	PKG_CONFIG_LIBDIR=/usr/lib/$(CROSS_TRIPLET_$(ARCH))/pkgconfig:/usr/share/pkgconfig \
+	  $(GO) build -o $(BIN)/linux-$(ARCH)/ ./cmd/...
+	qemu-$(CROSS_QEMU_$(ARCH))-static $(BIN)/linux-$(ARCH)/swavd version
 
 # The PyTorch reference (../shared/peer/swav_ref.py) and what it needs, for
 # speed ratios measured side by side: `make peer-ratio` (PEER, PAIRS).
