@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -20,6 +22,30 @@ type peerCred struct {
 	uid, gid uint32
 	groups   []uint32
 	ok       bool
+}
+
+// credKey is the request context's key of the connection's peerCred.
+type credKey struct{}
+
+// withPeerCred is the API server's ConnContext: the credentials are read
+// once per connection, when it is accepted.
+func withPeerCred(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, credKey{}, connCred(c))
+}
+
+// connCred reads the credentials of a Unix connection's peer; they are not
+// ok (writes are refused) for any other connection.
+func connCred(c net.Conn) peerCred {
+	if w, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = w.NetConn()
+	}
+	var pc peerCred
+	if uc, ok := c.(*net.UnixConn); ok {
+		if raw, err := uc.SyscallConn(); err == nil {
+			raw.Control(func(fd uintptr) { pc, _ = readPeerCred(int(fd)) })
+		}
+	}
+	return pc
 }
 
 // inGroup reports whether the peer process holds gid.

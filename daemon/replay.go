@@ -130,10 +130,11 @@ const (
 	replayMagicV1 = "SWAVRPL1"
 )
 
-// filled lists the filled slots as [lo, hi) ranges: the recent ring fills
-// from slot 0 up, the reservoir from recentCap up.
-func (r *Replay) filled() [][2]int {
-	return [][2]int{{0, r.recentLen}, {r.recentCap, r.recentCap + r.resLen}}
+// filled lists the slots that recentLen and resLen fill as [lo, hi)
+// ranges: the recent ring fills from slot 0 up, the reservoir from
+// recentCap up.
+func (r *Replay) filled(recentLen, resLen int) [][2]int {
+	return [][2]int{{0, recentLen}, {r.recentCap, r.recentCap + resLen}}
 }
 
 // WriteTo serializes the buffer: header, then the labels and pixels of the
@@ -148,11 +149,12 @@ func (r *Replay) WriteTo(w io.Writer) (int64, error) {
 	binary.Write(bw, binary.LittleEndian, hdr)
 	n := int64(len(replayMagic) + 8*len(hdr))
 	fb := r.frameBytes()
-	for _, f := range r.filled() {
+	filled := r.filled(r.recentLen, r.resLen)
+	for _, f := range filled {
 		binary.Write(bw, binary.LittleEndian, r.labels[f[0]:f[1]])
 		n += int64(4 * (f[1] - f[0]))
 	}
-	for _, f := range r.filled() {
+	for _, f := range filled {
 		bw.Write(r.pix[f[0]*fb : f[1]*fb])
 		n += int64((f[1] - f[0]) * fb)
 	}
@@ -185,7 +187,7 @@ func (r *Replay) Restore(rd io.Reader) error {
 	recentLen, resLen := int(hdr[6]), int(hdr[7])
 	ranges := [][2]int{{0, r.capacity()}} // version 1: every slot
 	if string(magic) == replayMagic {
-		ranges = [][2]int{{0, recentLen}, {r.recentCap, r.recentCap + resLen}}
+		ranges = r.filled(recentLen, resLen)
 	}
 	// Read into new buffers so that a short file changes nothing.
 	labels := make([]int32, len(r.labels))

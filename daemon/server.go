@@ -2,12 +2,10 @@ package daemon
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/user"
@@ -20,30 +18,6 @@ import (
 	"github.com/swavd/swavd/internal/logging"
 	"github.com/swavd/swavd/safetensors"
 )
-
-// peerCred is the credential of the process at the other end of a Unix
-// socket connection (SO_PEERCRED), taken when the connection is accepted.
-type credKey struct{}
-
-// withPeerCred is the API server's ConnContext.
-func withPeerCred(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, credKey{}, connCred(c))
-}
-
-// connCred reads the credentials of a Unix connection's peer; they are not
-// ok (writes are refused) for any other connection.
-func connCred(c net.Conn) peerCred {
-	if w, ok := c.(interface{ NetConn() net.Conn }); ok {
-		c = w.NetConn()
-	}
-	var pc peerCred
-	if uc, ok := c.(*net.UnixConn); ok {
-		if raw, err := uc.SyscallConn(); err == nil {
-			raw.Control(func(fd uintptr) { pc, _ = readPeerCred(int(fd)) })
-		}
-	}
-	return pc
-}
 
 // mayWrite decides whether a peer may change the daemon's state: root,
 // the daemon's own user, or a member of the configured group.

@@ -46,13 +46,10 @@ def status(sock):
     return json.loads(r.stdout) if r.returncode == 0 else None
 
 
-def start(state, sock, env_extra, log):
-    env = dict(os.environ)
-    env.update({"SWAVD_DAEMON_FPS": "60"})
-    env.update(env_extra)
-    return subprocess.Popen([f"{BIN}/swavd", "run", "--preset", env_extra.get("PRESET", "tiny"), "--socket", sock,
-                             "--state-dir", state], env={k: v for k, v in env.items() if k != "PRESET"},
-                            stdout=log, stderr=subprocess.STDOUT)
+def start(state, sock, env_extra, log, preset="tiny"):
+    env = {**os.environ, "SWAVD_DAEMON_FPS": "60", **env_extra}
+    return subprocess.Popen([f"{BIN}/swavd", "run", "--preset", preset, "--socket", sock, "--state-dir", state],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def wait_up(sock, proc, deadline=60):
@@ -152,7 +149,7 @@ def bombs(out):
         with open(f"{out}/{name}", "wb") as f:
             f.write(b)
     with open(f"{out}/bombs.log", "w") as log:
-        p = start(state, sock, {"PRESET": "edge-small", "SWAVD_DAEMON_FPS": "30"}, log)
+        p = start(state, sock, {"SWAVD_DAEMON_FPS": "30"}, log, preset="edge-small")
         st = wait_up(sock, p)
         time.sleep(5)
         before = status(sock)["camera"]

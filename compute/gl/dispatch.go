@@ -133,7 +133,7 @@ func (b *Backend) issue(id progID, gx, gy, gz int, bs []binding, us []uni) {
 	}
 	maxX := b.ctx.info.Limits.MaxGroupCount[0]
 	gx = min(max(gx, 1), maxX)
-	b.timed(id.family+"/"+id.op, us, func() {
+	b.timed(id, us, func() {
 		f.DispatchCompute(uint32(gx), uint32(max(gy, 1)), uint32(max(gz, 1)))
 		f.MemoryBarrier(glShaderStorageBarrierBit | glBufferUpdateBarrierBit)
 	})

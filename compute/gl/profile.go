@@ -42,12 +42,13 @@ func (b *Backend) Profile() []OpTime {
 
 // timed runs dispatch and, while profiling, charges its time (and, for a
 // matrix product, its work) to the program; on the context thread.
-func (b *Backend) timed(name string, us []uni, dispatch func()) {
+func (b *Backend) timed(id progID, us []uni, dispatch func()) {
 	if b.prof == nil {
 		dispatch()
 		return
 	}
-	b.ctx.fn.Finish() // what was queued before is not this program's
+	name := id.family + "/" + id.op // built only while profiling: dispatches stay allocation-free
+	b.ctx.fn.Finish()               // what was queued before is not this program's
 	t0 := time.Now()
 	dispatch()
 	b.ctx.fn.Finish()
