@@ -3,10 +3,12 @@
 package cpu
 
 // #cgo CFLAGS: -O3
+// #include <stdlib.h>
 // #include "sgemm.h"
 import "C"
 
 import (
+	"fmt"
 	"sync"
 	"unsafe"
 )
@@ -43,3 +45,31 @@ func cbool(b bool) C.int {
 
 // GemmKernel names the matrix-product kernel this processor runs.
 func GemmKernel() string { return "packed C SGEMM, " + C.GoString(C.swav_sgemm_variant()) }
+
+// gemmVariantNames are the kernel variants of every architecture, best first.
+var gemmVariantNames = []string{"avx512", "avx2", "neon", "generic"}
+
+// gemmVariants lists the variants this processor runs, best first.
+func gemmVariants() []string {
+	var out []string
+	for _, v := range gemmVariantNames {
+		cs := C.CString(v)
+		if C.swav_sgemm_supported(cs) != 0 {
+			out = append(out, v)
+		}
+		C.free(unsafe.Pointer(cs))
+	}
+	return out
+}
+
+// useGemmVariant switches the kernel to another variant this processor
+// runs, so tests can check each against the definition. Not safe while a
+// product runs.
+func useGemmVariant(name string) error {
+	cs := C.CString(name)
+	defer C.free(unsafe.Pointer(cs))
+	if C.swav_sgemm_use(cs) != 0 {
+		return fmt.Errorf("cpu: this processor does not run the %q SGEMM variant", name)
+	}
+	return nil
+}

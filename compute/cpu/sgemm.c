@@ -1,10 +1,16 @@
 // A packed, cache-blocked SGEMM (the BLIS scheme): C = alpha*op(A)*op(B) +
 // beta*C, row-major. The micro-kernel is written with GCC vector
 // extensions, so one source gives SIMD code on any target; on x86-64 it is
-// built three times (AVX-512, AVX2+FMA, baseline SSE2) and the processor
-// picks at run time. Threads come from Go.
+// built three times (AVX-512, AVX2+FMA, baseline SSE2), on arm64 there is a
+// NEON kernel beside the generic one, and the processor picks at run time.
+// Threads come from Go.
 #include <string.h>
 #include "sgemm.h"
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#include <sys/auxv.h>
+#include <asm/hwcap.h>
+#endif
 
 #define MR 6
 #define KC 256
@@ -47,23 +53,116 @@ typedef float v16 __attribute__((vector_size(64)));
 #undef ATTR
 #endif
 
-const char *swav_sgemm_variant(void) {
-#if defined(__x86_64__)
-	if (__builtin_cpu_supports("avx512f")) return "avx512";
-	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2";
-#endif
-	return "generic";
+#if defined(__aarch64__)
+// The NEON kernel (Cortex-A78 and the like: 32 128-bit registers, FMA, no
+// SVE): a 6x16 tile in 24 accumulators. It loads the six values of A as one
+// and a half registers and multiplies by lane (fmla v.4s, v.4s, v.s[i]), so
+// no value of A is broadcast into a register of its own: 24 accumulators,
+// 4 of B and 2 of A fill 30 of the 32 registers.
+static inline __attribute__((always_inline)) void sgemm_neon_kernel(int kc, const float *restrict a,
+                                                                    const float *restrict b, float *restrict t) {
+	float32x4_t c00 = vdupq_n_f32(0), c01 = c00, c02 = c00, c03 = c00;
+	float32x4_t c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+	float32x4_t c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+	float32x4_t c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+	float32x4_t c40 = c00, c41 = c00, c42 = c00, c43 = c00;
+	float32x4_t c50 = c00, c51 = c00, c52 = c00, c53 = c00;
+	for (int k = 0; k < kc; k++) {
+		float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8), b3 = vld1q_f32(b + 12);
+		float32x4_t a03 = vld1q_f32(a);
+		float32x2_t a45 = vld1_f32(a + 4);
+#define ROWQ(x, l) x##0 = vfmaq_laneq_f32(x##0, b0, a03, l); x##1 = vfmaq_laneq_f32(x##1, b1, a03, l); \
+		x##2 = vfmaq_laneq_f32(x##2, b2, a03, l); x##3 = vfmaq_laneq_f32(x##3, b3, a03, l);
+#define ROWD(x, l) x##0 = vfmaq_lane_f32(x##0, b0, a45, l); x##1 = vfmaq_lane_f32(x##1, b1, a45, l); \
+		x##2 = vfmaq_lane_f32(x##2, b2, a45, l); x##3 = vfmaq_lane_f32(x##3, b3, a45, l);
+		ROWQ(c0, 0) ROWQ(c1, 1) ROWQ(c2, 2) ROWQ(c3, 3) ROWD(c4, 0) ROWD(c5, 1)
+#undef ROWQ
+#undef ROWD
+		a += MR;
+		b += 16;
+	}
+#define STORE(x, r) vst1q_f32(t + 16 * (r), x##0); vst1q_f32(t + 16 * (r) + 4, x##1); \
+	vst1q_f32(t + 16 * (r) + 8, x##2); vst1q_f32(t + 16 * (r) + 12, x##3);
+	STORE(c0, 0) STORE(c1, 1) STORE(c2, 2) STORE(c3, 3) STORE(c4, 4) STORE(c5, 5)
+#undef STORE
 }
 
+typedef float v4 __attribute__((vector_size(16)));
+#define V v4
+#define NR 16
+#define FN sgemm_neon
+#define ATTR
+#define OWN_KERNEL
+#include "sgemm_impl.h"
+#undef V
+#undef NR
+#undef FN
+#undef ATTR
+#undef OWN_KERNEL
+#endif
+
+typedef void sgemm_fn(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc, float *work);
+
+// variants lists the kernels built for this architecture, best first.
+static const struct {
+	const char *name;
+	sgemm_fn *fn;
+} variants[] = {
 #if defined(__x86_64__)
-static int variant; // 2: AVX-512, 1: AVX2, 0: generic
+	{"avx512", sgemm_avx512},
+	{"avx2", sgemm_avx2},
+#endif
+#if defined(__aarch64__)
+	{"neon", sgemm_neon},
+#endif
+	{"generic", sgemm_generic},
+};
+#define NVARIANTS (int)(sizeof variants / sizeof variants[0])
+
+static int supported(int i) {
+	const char *n = variants[i].name;
+#if defined(__x86_64__)
+	if (!strcmp(n, "avx512")) return __builtin_cpu_supports("avx512f");
+	if (!strcmp(n, "avx2")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+#if defined(__aarch64__)
+	// Advanced SIMD is part of every ARMv8-A core, but the kernel says so
+	// only when the kernel reports it.
+	if (!strcmp(n, "neon")) return (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0;
+#endif
+	return !strcmp(n, "generic");
+}
+
+static int current = NVARIANTS - 1; // generic until the constructor runs
 
 __attribute__((constructor)) static void pick_variant(void) {
+#if defined(__x86_64__)
 	__builtin_cpu_init();
-	const char *v = swav_sgemm_variant();
-	variant = v[0] == 'a' ? (v[3] == '5' ? 2 : 1) : 0;
-}
 #endif
+	for (int i = 0; i < NVARIANTS; i++)
+		if (supported(i)) {
+			current = i;
+			return;
+		}
+}
+
+const char *swav_sgemm_variant(void) { return variants[current].name; }
+
+static int find(const char *name) {
+	for (int i = 0; i < NVARIANTS; i++)
+		if (!strcmp(variants[i].name, name) && supported(i)) return i;
+	return -1;
+}
+
+int swav_sgemm_supported(const char *name) { return find(name) >= 0; }
+
+int swav_sgemm_use(const char *name) {
+	int i = find(name);
+	if (i < 0) return -1;
+	current = i;
+	return 0;
+}
 
 _Static_assert(MC * KC + KC * (NC + 32) <= SWAV_SGEMM_WORK, "workspace too small");
 _Static_assert(MC * KC % 16 == 0, "the B panel must stay 64-byte aligned");
@@ -76,9 +175,5 @@ void swav_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A
 			for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
 		return;
 	}
-#if defined(__x86_64__)
-	if (variant == 2) { sgemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, work); return; }
-	if (variant == 1) { sgemm_avx2(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, work); return; }
-#endif
-	sgemm_generic(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, work);
+	variants[current].fn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, work);
 }

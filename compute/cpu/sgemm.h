@@ -4,5 +4,13 @@
 #define SWAV_SGEMM_WORK (96 * 256 + 256 * (2048 + 32))
 void swav_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc, float *work);
-// swav_sgemm_variant names the kernel this processor runs.
+// swav_sgemm_variant names the kernel in use: the best this processor
+// supports unless swav_sgemm_use chose another.
 const char *swav_sgemm_variant(void);
+// swav_sgemm_supported says whether this processor runs the named variant
+// ("generic", "avx2", "avx512", "neon").
+int swav_sgemm_supported(const char *name);
+// swav_sgemm_use switches to a supported variant (for tests that compare
+// them) and returns 0, or returns -1 and changes nothing. Not thread-safe:
+// call it while no product runs.
+int swav_sgemm_use(const char *name);

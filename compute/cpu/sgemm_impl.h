@@ -1,6 +1,7 @@
 // The body of one SGEMM variant, included by sgemm.c once per vector
 // width. The includer defines V (the vector type, NR/2 floats), NR, FN (the
-// function name) and ATTR (target attributes).
+// function name) and ATTR (target attributes), and may define OWN_KERNEL
+// with its own FN##_kernel.
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 #define PACKA CAT(FN, _packA)
@@ -36,7 +37,9 @@ INLINE void PACKB(float *dst, const float *B, int ldb, int tb, int k0, int kc, i
 	}
 }
 
-// KERNEL multiplies an MR x kc panel by a kc x NR panel into the MR x NR tile t.
+// KERNEL multiplies an MR x kc panel by a kc x NR panel into the MR x NR
+// tile t. An includer with a hand-written kernel defines OWN_KERNEL.
+#ifndef OWN_KERNEL
 INLINE void KERNEL(int kc, const float *restrict a, const float *restrict b, float *restrict t) {
 	V c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
 	V c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
@@ -53,6 +56,7 @@ INLINE void KERNEL(int kc, const float *restrict a, const float *restrict b, flo
 	o[0] = c00; o[1] = c01; o[2] = c10; o[3] = c11; o[4] = c20; o[5] = c21;
 	o[6] = c30; o[7] = c31; o[8] = c40; o[9] = c41; o[10] = c50; o[11] = c51;
 }
+#endif
 
 ATTR static void FN(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                     const float *B, int ldb, float beta, float *C, int ldc, float *work) {
