@@ -129,71 +129,79 @@ func validRange(out, in, stride, pad, tap int) (lo, hi int) {
 }
 
 // im2col lowers images [n0,n1) of x into col, one row per (channel, tap)
-// and one column per output pixel.
+// and one column per output pixel, split over the cores by rows.
 func im2col(col, x []float32, g convGeom, n0, n1 int) {
-	k, s, pad := g.p.Kernel, g.p.Stride, g.p.Pad
-	hw, cols := g.Ho*g.Wo, (n1-n0)*g.Ho*g.Wo
-	parallel(g.rows(), 1, func(rlo, rhi int) {
-		for r := rlo; r < rhi; r++ {
-			c, kh, kw := r/(k*k), (r/k)%k, r%k
-			dst := col[r*cols : (r+1)*cols]
-			wlo, whi := validRange(g.Wo, g.W, s, pad, kw)
-			hlo, hhi := validRange(g.Ho, g.H, s, pad, kh)
-			for n := n0; n < n1; n++ {
-				img := x[(c*g.N+n)*g.H*g.W:]
-				out := dst[(n-n0)*hw : (n-n0+1)*hw]
-				clear(out[:hlo*g.Wo])
-				clear(out[hhi*g.Wo:])
-				for oh := hlo; oh < hhi; oh++ {
-					src := img[(oh*s-pad+kh)*g.W:]
-					row := out[oh*g.Wo : (oh+1)*g.Wo]
-					clear(row[:wlo])
-					clear(row[whi:])
-					if s == 1 {
-						copy(row[wlo:whi], src[wlo-pad+kw:whi-pad+kw])
-						continue
-					}
-					for ow := wlo; ow < whi; ow++ {
-						row[ow] = src[ow*s-pad+kw]
-					}
-				}
-			}
-		}
-	})
+	parallel(g.rows(), 1, func(rlo, rhi int) { im2colRows(col, x, g, n0, n1, rlo, rhi) })
 }
 
 // col2im adds the lowered gradient col back onto the images [n0,n1) of dx.
 // Work is split by channel so no two goroutines write the same pixel.
 func col2im(dx, col []float32, g convGeom, n0, n1 int) {
+	parallel(g.C, 1, func(clo, chi int) { col2imChannels(dx, col, g, n0, n1, clo, chi) })
+}
+
+// im2colRowsGo writes rows [rlo,rhi) of the lowering: the build without
+// cgo, and the reference for the C version (lower.c).
+func im2colRowsGo(col, x []float32, g convGeom, n0, n1, rlo, rhi int) {
 	k, s, pad := g.p.Kernel, g.p.Stride, g.p.Pad
 	hw, cols := g.Ho*g.Wo, (n1-n0)*g.Ho*g.Wo
-	parallel(g.C, 1, func(clo, chi int) {
-		for c := clo; c < chi; c++ {
-			for t := 0; t < k*k; t++ {
-				kh, kw := t/k, t%k
-				r := c*k*k + t
-				src := col[r*cols : (r+1)*cols]
-				wlo, whi := validRange(g.Wo, g.W, s, pad, kw)
-				hlo, hhi := validRange(g.Ho, g.H, s, pad, kh)
-				for n := n0; n < n1; n++ {
-					img := dx[(c*g.N+n)*g.H*g.W:]
-					in := src[(n-n0)*hw:]
-					for oh := hlo; oh < hhi; oh++ {
-						dst := img[(oh*s-pad+kh)*g.W:]
-						row := in[oh*g.Wo : (oh+1)*g.Wo]
-						if s == 1 {
-							d := dst[wlo-pad+kw : whi-pad+kw]
-							for i, v := range row[wlo:whi] {
-								d[i] += v
-							}
-							continue
+	for r := rlo; r < rhi; r++ {
+		c, kh, kw := r/(k*k), (r/k)%k, r%k
+		dst := col[r*cols : (r+1)*cols]
+		wlo, whi := validRange(g.Wo, g.W, s, pad, kw)
+		hlo, hhi := validRange(g.Ho, g.H, s, pad, kh)
+		for n := n0; n < n1; n++ {
+			img := x[(c*g.N+n)*g.H*g.W:]
+			out := dst[(n-n0)*hw : (n-n0+1)*hw]
+			clear(out[:hlo*g.Wo])
+			clear(out[hhi*g.Wo:])
+			for oh := hlo; oh < hhi; oh++ {
+				src := img[(oh*s-pad+kh)*g.W:]
+				row := out[oh*g.Wo : (oh+1)*g.Wo]
+				clear(row[:wlo])
+				clear(row[whi:])
+				if s == 1 {
+					copy(row[wlo:whi], src[wlo-pad+kw:whi-pad+kw])
+					continue
+				}
+				for ow := wlo; ow < whi; ow++ {
+					row[ow] = src[ow*s-pad+kw]
+				}
+			}
+		}
+	}
+}
+
+// col2imChannelsGo adds col onto channels [clo,chi) of dx: the build
+// without cgo, and the reference for the C version.
+func col2imChannelsGo(dx, col []float32, g convGeom, n0, n1, clo, chi int) {
+	k, s, pad := g.p.Kernel, g.p.Stride, g.p.Pad
+	hw, cols := g.Ho*g.Wo, (n1-n0)*g.Ho*g.Wo
+	for c := clo; c < chi; c++ {
+		for t := 0; t < k*k; t++ {
+			kh, kw := t/k, t%k
+			r := c*k*k + t
+			src := col[r*cols : (r+1)*cols]
+			wlo, whi := validRange(g.Wo, g.W, s, pad, kw)
+			hlo, hhi := validRange(g.Ho, g.H, s, pad, kh)
+			for n := n0; n < n1; n++ {
+				img := dx[(c*g.N+n)*g.H*g.W:]
+				in := src[(n-n0)*hw:]
+				for oh := hlo; oh < hhi; oh++ {
+					dst := img[(oh*s-pad+kh)*g.W:]
+					row := in[oh*g.Wo : (oh+1)*g.Wo]
+					if s == 1 {
+						d := dst[wlo-pad+kw : whi-pad+kw]
+						for i, v := range row[wlo:whi] {
+							d[i] += v
 						}
-						for ow := wlo; ow < whi; ow++ {
-							dst[ow*s-pad+kw] += row[ow]
-						}
+						continue
+					}
+					for ow := wlo; ow < whi; ow++ {
+						dst[ow*s-pad+kw] += row[ow]
 					}
 				}
 			}
 		}
-	})
+	}
 }
