@@ -19,16 +19,8 @@ func (b *Backend) BatchNormTrain(y, x, gamma, beta, mean, invStd, runMean, runVa
 	parallel(C, 1, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
 			row := xd[c*M : (c+1)*M]
-			var s float64
-			for _, v := range row {
-				s += float64(v)
-			}
+			s, ss := rowMoments(row)
 			mu := s / float64(M)
-			var ss float64
-			for _, v := range row {
-				d := float64(v) - mu
-				ss += d * d
-			}
 			variance := ss / float64(M)
 			is := 1 / math.Sqrt(variance+float64(eps))
 			md[c], sd[c] = float32(mu), float32(is)
@@ -43,8 +35,23 @@ func (b *Backend) BatchNormTrain(y, x, gamma, beta, mean, invStd, runMean, runVa
 	})
 }
 
-// normalizeRow computes dst = (src-mu)*scale + shift, then ReLU if relu.
-func normalizeRow(dst, src []float32, mu, scale, shift float32, relu bool) {
+// rowMomentsGo returns the sum of row and the sum of its squared
+// deviations from the mean, in float64: the build without cgo, and the
+// reference for norm.c, as are the other ...Go functions here.
+func rowMomentsGo(row []float32) (sum, ss float64) {
+	for _, v := range row {
+		sum += float64(v)
+	}
+	mu := sum / float64(len(row))
+	for _, v := range row {
+		d := float64(v) - mu
+		ss += d * d
+	}
+	return sum, ss
+}
+
+// normalizeRowGo computes dst = (src-mu)*scale + shift, then ReLU if relu.
+func normalizeRowGo(dst, src []float32, mu, scale, shift float32, relu bool) {
 	for i, v := range src {
 		o := (v-mu)*scale + shift
 		if relu && o < 0 {
@@ -71,34 +78,40 @@ func (b *Backend) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, in
 	gd, md, sd := data(gamma), data(mean), data(invStd)
 	parallel(C, 1, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
-			xr, dyr, dxr := xd[c*M:(c+1)*M], dyd[c*M:(c+1)*M], dxd[c*M:(c+1)*M]
 			var yr []float32
 			if relu {
 				yr = yd[c*M : (c+1)*M]
 			}
-			mu, is := md[c], sd[c]
-			var sg, sgx float64
-			for i, v := range xr {
-				g := dyr[i]
-				if relu && yr[i] <= 0 {
-					g = 0
-				}
-				sg += float64(g)
-				sgx += float64(g) * float64((v-mu)*is)
-			}
+			sg, sgx := bnBackwardRow(dxd[c*M:(c+1)*M], xd[c*M:(c+1)*M], dyd[c*M:(c+1)*M], yr, md[c], sd[c], gd[c]*sd[c])
 			dgd[c] += float32(sgx)
 			dbd[c] += float32(sg)
-			k := gd[c] * is
-			mg, mgx := float32(sg/float64(M)), float32(sgx/float64(M))
-			for i, v := range xr {
-				g := dyr[i]
-				if relu && yr[i] <= 0 {
-					g = 0
-				}
-				dxr[i] = k * (g - mg - (v-mu)*is*mgx)
-			}
 		}
 	})
+}
+
+// bnBackwardRowGo is one channel of BatchNormBackward: with g = dy, zero
+// where y <= 0 when y is given (the fused ReLU), it returns sg = sum g and
+// sgx = sum g*(x-mu)*is, and writes dx = k*(g - sg/M - (x-mu)*is*sgx/M).
+func bnBackwardRowGo(dx, x, dy, y []float32, mu, is, k float32) (sg, sgx float64) {
+	relu := y != nil
+	for i, v := range x {
+		g := dy[i]
+		if relu && y[i] <= 0 {
+			g = 0
+		}
+		sg += float64(g)
+		sgx += float64(g) * float64((v-mu)*is)
+	}
+	M := float64(len(x))
+	mg, mgx := float32(sg/M), float32(sgx/M)
+	for i, v := range x {
+		g := dy[i]
+		if relu && y[i] <= 0 {
+			g = 0
+		}
+		dx[i] = k * (g - mg - (v-mu)*is*mgx)
+	}
+	return sg, sgx
 }
 
 func (b *Backend) L2NormalizeCols(y, norms, x compute.Tensor) {
