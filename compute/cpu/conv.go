@@ -31,6 +31,22 @@ func geometry(x, w compute.Tensor, p compute.ConvParams) convGeom {
 
 func (g convGeom) pointwise() bool { return g.p.Kernel == 1 && g.p.Stride == 1 && g.p.Pad == 0 }
 
+// winograd says whether the convolution goes through Winograd F(2x2,3x3).
+func (b *Backend) winograd(g convGeom) bool {
+	return haveWinograd && b.winogradMin > 0 && g.p.Kernel == 3 && g.p.Stride == 1 && g.p.Pad == 1 &&
+		g.C >= b.winogradMin && g.Co >= b.winogradMin
+}
+
+// pooledLength rounds a large scratch length up to budget, so the pool
+// keeps one buffer for all large shapes, not one per layer; small ones
+// (inference on one frame) stay small.
+func pooledLength(n, budget int) int {
+	if n > budget/4 {
+		return max(n, budget)
+	}
+	return n
+}
+
 // rows is the height of the lowered matrix: one row per (channel, tap).
 func (g convGeom) rows() int { return g.C * g.p.Kernel * g.p.Kernel }
 
@@ -43,14 +59,7 @@ func (g convGeom) imagesPerChunk() int {
 // buffer large enough for it.
 func (b *Backend) forChunks(g convGeom, fn func(n0, n1 int, col []float32)) {
 	chunk := g.imagesPerChunk()
-	// Large lowerings all take a buffer of the same length, so the pool
-	// keeps one, not one per layer shape (~40 MB at edge-small's batch
-	// 16); small ones (inference on a frame) stay small.
-	n := g.rows() * chunk * g.Ho * g.Wo
-	if n > colBudget/4 {
-		n = max(n, colBudget)
-	}
-	buf := b.get([]int{n})
+	buf := b.get([]int{pooledLength(g.rows()*chunk*g.Ho*g.Wo, colBudget)})
 	defer b.Release(buf)
 	for n0 := 0; n0 < g.N; n0 += chunk {
 		n1 := min(g.N, n0+chunk)
@@ -64,6 +73,10 @@ func (b *Backend) Conv2D(y, x, w compute.Tensor, p compute.ConvParams) {
 	total := g.N * g.Ho * g.Wo
 	if g.pointwise() {
 		gemm(false, false, g.Co, total, g.C, 1, data(w), g.C, data(x), total, 0, data(y), total)
+		return
+	}
+	if b.winograd(g) {
+		b.winogradConv(data(y), data(x), data(w), g)
 		return
 	}
 	hw := g.Ho * g.Wo
@@ -97,6 +110,21 @@ func (b *Backend) Conv2DGradInput(dx, dy, w compute.Tensor, p compute.ConvParams
 	total := g.N * g.Ho * g.Wo
 	if g.pointwise() {
 		gemm(true, false, g.C, total, g.Co, 1, data(w), g.C, data(dy), total, 0, data(dx), total)
+		return
+	}
+	if b.winograd(g) {
+		// The input gradient of a 3x3 stride-1 pad-1 convolution is the
+		// same convolution of dy with the filters flipped and transposed.
+		wd, ft := data(w), b.get([]int{g.C * g.Co * 9})
+		defer b.Release(ft)
+		for o := 0; o < g.Co; o++ {
+			for c := 0; c < g.C; c++ {
+				for t := 0; t < 9; t++ {
+					ft.data[(c*g.Co+o)*9+8-t] = wd[(o*g.C+c)*9+t]
+				}
+			}
+		}
+		b.winogradConv(data(dx), data(dy), ft.data, convGeom{C: g.Co, N: g.N, H: g.Ho, W: g.Wo, Co: g.C, Ho: g.H, Wo: g.W, p: g.p})
 		return
 	}
 	hw := g.Ho * g.Wo

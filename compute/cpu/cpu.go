@@ -33,10 +33,14 @@ func (t *Tensor) Len() int     { return len(t.data) }
 type Backend struct {
 	mu   sync.Mutex
 	free map[int][]*tensor.Dense // released storage by length
+	// winogradMin is the fewest input and output channels for which a 3x3
+	// stride-1 convolution goes through Winograd (0: never): below it the
+	// transforms cost more than the products they save.
+	winogradMin int
 }
 
 // New returns a CPU backend.
-func New() *Backend { return &Backend{free: map[int][]*tensor.Dense{}} }
+func New() *Backend { return &Backend{free: map[int][]*tensor.Dense{}, winogradMin: 16} }
 
 func (b *Backend) Name() string { return "cpu" }
 

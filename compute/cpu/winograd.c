@@ -1,0 +1,164 @@
+#include <stddef.h>
+#include <string.h>
+#include "winograd.h"
+
+void swav_wino_filter(float *U, const float *w, int Co, int C) {
+	const size_t plane = (size_t)Co * C;
+	for (int o = 0; o < Co; o++)
+		for (int c = 0; c < C; c++) {
+			const float *g = w + ((size_t)o * C + c) * 9;
+			float t[4][3]; // G g
+			for (int j = 0; j < 3; j++) {
+				t[0][j] = g[j];
+				t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+				t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+				t[3][j] = g[6 + j];
+			}
+			float *u = U + (size_t)o * C + c;
+			for (int i = 0; i < 4; i++) { // (G g) G^T
+				u[(i * 4 + 0) * plane] = t[i][0];
+				u[(i * 4 + 1) * plane] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+				u[(i * 4 + 2) * plane] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+				u[(i * 4 + 3) * plane] = t[i][2];
+			}
+		}
+}
+
+// input_tile transforms the 4x4 tile d into 16 values, one per plane.
+static inline void input_tile(float d[4][4], float *o, size_t plane) {
+	float t[4][4]; // B^T d
+	for (int b = 0; b < 4; b++) {
+		t[0][b] = d[0][b] - d[2][b];
+		t[1][b] = d[1][b] + d[2][b];
+		t[2][b] = d[2][b] - d[1][b];
+		t[3][b] = d[1][b] - d[3][b];
+	}
+	for (int a = 0; a < 4; a++) { // (B^T d) B
+		o[(a * 4 + 0) * plane] = t[a][0] - t[a][2];
+		o[(a * 4 + 1) * plane] = t[a][1] + t[a][2];
+		o[(a * 4 + 2) * plane] = t[a][2] - t[a][1];
+		o[(a * 4 + 3) * plane] = t[a][1] - t[a][3];
+	}
+}
+
+typedef float v4f __attribute__((vector_size(16)));
+typedef int v4i __attribute__((vector_size(16)));
+
+static inline v4f load4(const float *p) {
+	v4f v;
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+static inline void store4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
+
+// input_row transforms tiles [lo, hi) of one row of tiles, all inside the
+// image (their columns 2*tj-1 .. 2*tj+2 are), four tiles at a time: the
+// columns of four neighbouring tiles are picked out of three loads of the
+// row by shuffles, and each of the 16 results is one unit-stride store.
+static void input_row(const float *r, int W, int lo, int hi, float *o, size_t plane) {
+	int tj = lo;
+	for (; tj + 4 <= hi && 2 * tj + 10 < W; tj += 4) {
+		v4f d[4][4];
+		for (int a = 0; a < 4; a++) {
+			const float *row = r + (size_t)a * W + 2 * tj - 1;
+			const v4f l0 = load4(row), l1 = load4(row + 4), l2 = load4(row + 8);
+			d[a][0] = __builtin_shuffle(l0, l1, (v4i){0, 2, 4, 6});
+			d[a][1] = __builtin_shuffle(l0, l1, (v4i){1, 3, 5, 7});
+			d[a][2] = __builtin_shuffle(__builtin_shuffle(l0, l1, (v4i){2, 4, 6, 0}), l2, (v4i){0, 1, 2, 4});
+			d[a][3] = __builtin_shuffle(__builtin_shuffle(l0, l1, (v4i){3, 5, 7, 0}), l2, (v4i){0, 1, 2, 5});
+		}
+		v4f t[4][4]; // B^T d
+		for (int b = 0; b < 4; b++) {
+			t[0][b] = d[0][b] - d[2][b];
+			t[1][b] = d[1][b] + d[2][b];
+			t[2][b] = d[2][b] - d[1][b];
+			t[3][b] = d[1][b] - d[3][b];
+		}
+		for (int a = 0; a < 4; a++) { // (B^T d) B
+			store4(o + (a * 4 + 0) * plane + tj, t[a][0] - t[a][2]);
+			store4(o + (a * 4 + 1) * plane + tj, t[a][1] + t[a][2]);
+			store4(o + (a * 4 + 2) * plane + tj, t[a][2] - t[a][1]);
+			store4(o + (a * 4 + 3) * plane + tj, t[a][1] - t[a][3]);
+		}
+	}
+	for (; tj < hi; tj++) {
+		float d[4][4];
+		for (int a = 0; a < 4; a++)
+			for (int b = 0; b < 4; b++) d[a][b] = r[(size_t)a * W + 2 * tj - 1 + b];
+		input_tile(d, o + tj, plane);
+	}
+}
+
+// edge_tile gathers a tile that reaches into the padding.
+static void edge_tile(const float *img, int H, int W, int i0, int j0, float *o, size_t plane) {
+	float d[4][4];
+	for (int a = 0; a < 4; a++)
+		for (int b = 0; b < 4; b++) {
+			const int i = i0 + a, j = j0 + b;
+			d[a][b] = i >= 0 && i < H && j >= 0 && j < W ? img[(size_t)i * W + j] : 0;
+		}
+	input_tile(d, o, plane);
+}
+
+void swav_wino_input(float *V, size_t plane, const float *x, int C, int N, int H, int W, int n0, int n1, int c0, int c1) {
+	const int th = (H + 1) / 2, tw = (W + 1) / 2;
+	const size_t T = (size_t)(n1 - n0) * th * tw;
+	// Tiles tj in [1, jhi) lie inside the image's columns: 2*tj+2 < W.
+	const int jhi = W >= 4 ? (W - 3) / 2 + 1 : 1;
+	for (int c = c0; c < c1; c++)
+		for (int n = n0; n < n1; n++) {
+			const float *img = x + ((size_t)c * N + n) * H * W;
+			float *v = V + (size_t)c * T + (size_t)(n - n0) * th * tw;
+			for (int ti = 0; ti < th; ti++) {
+				const int i0 = 2 * ti - 1;
+				float *o = v + (size_t)ti * tw;
+				if (i0 < 0 || i0 + 3 >= H || jhi <= 1) {
+					for (int tj = 0; tj < tw; tj++) edge_tile(img, H, W, i0, 2 * tj - 1, o + tj, plane);
+					continue;
+				}
+				edge_tile(img, H, W, i0, -1, o, plane);
+				input_row(img + (size_t)i0 * W, W, 1, jhi, o, plane);
+				for (int tj = jhi; tj < tw; tj++) edge_tile(img, H, W, i0, 2 * tj - 1, o + tj, plane);
+			}
+		}
+}
+
+void swav_wino_output(float *y, const float *M, size_t plane, int Co, int N, int H, int W, int n0, int n1, int o0, int o1) {
+	const int th = (H + 1) / 2, tw = (W + 1) / 2;
+	const size_t T = (size_t)(n1 - n0) * th * tw;
+	const int full = W / 2; // tiles whose two columns are both inside
+	for (int co = o0; co < o1; co++)
+		for (int n = n0; n < n1; n++) {
+			float *img = y + ((size_t)co * N + n) * H * W;
+			const float *m = M + (size_t)co * T + (size_t)(n - n0) * th * tw;
+			for (int ti = 0; ti < th; ti++) {
+				const float *restrict p = m + (size_t)ti * tw;
+				float *restrict out0 = img + (size_t)(2 * ti) * W;
+				float *restrict out1 = 2 * ti + 1 < H ? out0 + W : NULL;
+				// A^T m A for each tile, across tiles (vectorized).
+				for (int tj = 0; tj < tw; tj++) {
+					float s[2][4];
+					for (int b = 0; b < 4; b++) {
+						const float m0 = p[(0 * 4 + b) * plane + tj], m1 = p[(1 * 4 + b) * plane + tj];
+						const float m2 = p[(2 * 4 + b) * plane + tj], m3 = p[(3 * 4 + b) * plane + tj];
+						s[0][b] = m0 + m1 + m2;
+						s[1][b] = m1 - m2 - m3;
+					}
+					const float y00 = s[0][0] + s[0][1] + s[0][2], y01 = s[0][1] - s[0][2] - s[0][3];
+					const float y10 = s[1][0] + s[1][1] + s[1][2], y11 = s[1][1] - s[1][2] - s[1][3];
+					if (tj < full) {
+						out0[2 * tj] = y00;
+						out0[2 * tj + 1] = y01;
+						if (out1) {
+							out1[2 * tj] = y10;
+							out1[2 * tj + 1] = y11;
+						}
+					} else { // odd W: the last tile's second column is padding
+						out0[2 * tj] = y00;
+						if (out1) out1[2 * tj] = y10;
+					}
+				}
+			}
+		}
+}

@@ -1,0 +1,12 @@
+// Winograd F(2x2, 3x3) for 3x3 convolutions with stride 1 and padding 1
+// (Lavin and Gray 2016): each 2x2 block of outputs costs 16 products per
+// channel pair instead of 36. x and y are [C, N, H, W]; a chunk of images
+// [n0, n1) has T = (n1-n0) * ceil(H/2) * ceil(W/2) tiles.
+// swav_wino_filter: U[16][Co][C] = G g G^T of every 3x3 filter w[Co][C].
+void swav_wino_filter(float *U, const float *w, int Co, int C);
+// swav_wino_input: V[16][C][T] = B^T d B of every 4x4 input tile, for
+// channels [c0, c1); plane (>= C*T) is the distance between the 16.
+void swav_wino_input(float *V, size_t plane, const float *x, int C, int N, int H, int W, int n0, int n1, int c0, int c1);
+// swav_wino_output: y = A^T m A of every tile of M[16][Co][T] (planes
+// plane >= Co*T apart), for output channels [o0, o1).
+void swav_wino_output(float *y, const float *M, size_t plane, int Co, int N, int H, int W, int n0, int n1, int o0, int o1);
