@@ -55,15 +55,21 @@ func (g convGeom) imagesPerChunk() int {
 	return max(1, min(n, g.N))
 }
 
+// lowerPad pads the rows of a lowered matrix by a cache line: the SGEMM's
+// packing reads a few hundred rows at once, and rows a power of two apart
+// (batch 64 of 32x32 images) would all fall in the same cache sets.
+const lowerPad = 16
+
 // forChunks calls fn for each group of images [n0,n1) with a lowered
-// buffer large enough for it.
-func (b *Backend) forChunks(g convGeom, fn func(n0, n1 int, col []float32)) {
+// buffer large enough for it, its rows ld floats apart.
+func (b *Backend) forChunks(g convGeom, fn func(n0, n1 int, col []float32, ld int)) {
 	chunk := g.imagesPerChunk()
-	buf := b.get([]int{pooledLength(g.rows()*chunk*g.Ho*g.Wo, colBudget)})
+	ld := chunk*g.Ho*g.Wo + lowerPad
+	buf := b.get([]int{pooledLength(g.rows()*ld, colBudget)})
 	defer b.Release(buf)
 	for n0 := 0; n0 < g.N; n0 += chunk {
 		n1 := min(g.N, n0+chunk)
-		fn(n0, n1, buf.data[:g.rows()*(n1-n0)*g.Ho*g.Wo])
+		fn(n0, n1, buf.data[:g.rows()*ld], ld)
 	}
 }
 
@@ -80,10 +86,9 @@ func (b *Backend) Conv2D(y, x, w compute.Tensor, p compute.ConvParams) {
 		return
 	}
 	hw := g.Ho * g.Wo
-	b.forChunks(g, func(n0, n1 int, col []float32) {
-		cols := (n1 - n0) * hw
-		im2col(col, data(x), g, n0, n1)
-		gemm(false, false, g.Co, cols, g.rows(), 1, data(w), g.rows(), col, cols, 0, data(y)[n0*hw:], total)
+	b.forChunks(g, func(n0, n1 int, col []float32, ld int) {
+		im2col(col, ld, data(x), g, n0, n1)
+		gemm(false, false, g.Co, (n1-n0)*hw, g.rows(), 1, data(w), g.rows(), col, ld, 0, data(y)[n0*hw:], total)
 	})
 }
 
@@ -96,10 +101,9 @@ func (b *Backend) Conv2DGradFilter(dw, dy, x compute.Tensor, p compute.ConvParam
 		return
 	}
 	hw := g.Ho * g.Wo
-	b.forChunks(g, func(n0, n1 int, col []float32) {
-		cols := (n1 - n0) * hw
-		im2col(col, data(x), g, n0, n1)
-		gemm(false, true, g.Co, g.rows(), cols, 1, data(dy)[n0*hw:], total, col, cols, beta, data(dw), g.rows())
+	b.forChunks(g, func(n0, n1 int, col []float32, ld int) {
+		im2col(col, ld, data(x), g, n0, n1)
+		gemm(false, true, g.Co, g.rows(), (n1-n0)*hw, 1, data(dy)[n0*hw:], total, col, ld, beta, data(dw), g.rows())
 		beta = 1
 	})
 }
@@ -129,10 +133,9 @@ func (b *Backend) Conv2DGradInput(dx, dy, w compute.Tensor, p compute.ConvParams
 	}
 	hw := g.Ho * g.Wo
 	clear(data(dx))
-	b.forChunks(g, func(n0, n1 int, col []float32) {
-		cols := (n1 - n0) * hw
-		gemm(true, false, g.rows(), cols, g.Co, 1, data(w), g.rows(), data(dy)[n0*hw:], total, 0, col, cols)
-		col2im(data(dx), col, g, n0, n1)
+	b.forChunks(g, func(n0, n1 int, col []float32, ld int) {
+		gemm(true, false, g.rows(), (n1-n0)*hw, g.Co, 1, data(w), g.rows(), data(dy)[n0*hw:], total, 0, col, ld)
+		col2im(data(dx), col, ld, g, n0, n1)
 	})
 }
 
@@ -158,24 +161,24 @@ func validRange(out, in, stride, pad, tap int) (lo, hi int) {
 
 // im2col lowers images [n0,n1) of x into col, one row per (channel, tap)
 // and one column per output pixel, split over the cores by rows.
-func im2col(col, x []float32, g convGeom, n0, n1 int) {
-	parallel(g.rows(), 1, func(rlo, rhi int) { im2colRows(col, x, g, n0, n1, rlo, rhi) })
+func im2col(col []float32, ld int, x []float32, g convGeom, n0, n1 int) {
+	parallel(g.rows(), 1, func(rlo, rhi int) { im2colRows(col, ld, x, g, n0, n1, rlo, rhi) })
 }
 
 // col2im adds the lowered gradient col back onto the images [n0,n1) of dx.
 // Work is split by channel so no two goroutines write the same pixel.
-func col2im(dx, col []float32, g convGeom, n0, n1 int) {
-	parallel(g.C, 1, func(clo, chi int) { col2imChannels(dx, col, g, n0, n1, clo, chi) })
+func col2im(dx, col []float32, ld int, g convGeom, n0, n1 int) {
+	parallel(g.C, 1, func(clo, chi int) { col2imChannels(dx, col, ld, g, n0, n1, clo, chi) })
 }
 
 // im2colRowsGo writes rows [rlo,rhi) of the lowering: the build without
 // cgo, and the reference for the C version (lower.c).
-func im2colRowsGo(col, x []float32, g convGeom, n0, n1, rlo, rhi int) {
+func im2colRowsGo(col []float32, ld int, x []float32, g convGeom, n0, n1, rlo, rhi int) {
 	k, s, pad := g.p.Kernel, g.p.Stride, g.p.Pad
 	hw, cols := g.Ho*g.Wo, (n1-n0)*g.Ho*g.Wo
 	for r := rlo; r < rhi; r++ {
 		c, kh, kw := r/(k*k), (r/k)%k, r%k
-		dst := col[r*cols : (r+1)*cols]
+		dst := col[r*ld : r*ld+cols]
 		wlo, whi := validRange(g.Wo, g.W, s, pad, kw)
 		hlo, hhi := validRange(g.Ho, g.H, s, pad, kh)
 		for n := n0; n < n1; n++ {
@@ -202,14 +205,14 @@ func im2colRowsGo(col, x []float32, g convGeom, n0, n1, rlo, rhi int) {
 
 // col2imChannelsGo adds col onto channels [clo,chi) of dx: the build
 // without cgo, and the reference for the C version.
-func col2imChannelsGo(dx, col []float32, g convGeom, n0, n1, clo, chi int) {
+func col2imChannelsGo(dx, col []float32, ld int, g convGeom, n0, n1, clo, chi int) {
 	k, s, pad := g.p.Kernel, g.p.Stride, g.p.Pad
 	hw, cols := g.Ho*g.Wo, (n1-n0)*g.Ho*g.Wo
 	for c := clo; c < chi; c++ {
 		for t := 0; t < k*k; t++ {
 			kh, kw := t/k, t%k
 			r := c*k*k + t
-			src := col[r*cols : (r+1)*cols]
+			src := col[r*ld : r*ld+cols]
 			wlo, whi := validRange(g.Wo, g.W, s, pad, kw)
 			hlo, hhi := validRange(g.Ho, g.H, s, pad, kh)
 			for n := n0; n < n1; n++ {

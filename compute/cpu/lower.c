@@ -16,9 +16,9 @@ static void valid_range(int out, int in, int stride, int pad, int tap, int *lo, 
 	*hi = h;
 }
 
-void swav_im2col(float *col, const float *x, swav_conv_geom g, int n0, int n1, int r0, int r1) {
+void swav_im2col(float *col, size_t ld, const float *x, swav_conv_geom g, int n0, int n1, int r0, int r1) {
 	const int k = g.k, s = g.stride, pad = g.pad, Wo = g.Wo;
-	const size_t hw = (size_t)g.Ho * Wo, cols = (size_t)(n1 - n0) * hw, plane = (size_t)g.H * g.W;
+	const size_t hw = (size_t)g.Ho * Wo, plane = (size_t)g.H * g.W;
 	for (int r = r0; r < r1; r++) {
 		const int c = r / (k * k), kh = r / k % k, kw = r % k;
 		int wlo, whi, hlo, hhi;
@@ -26,7 +26,7 @@ void swav_im2col(float *col, const float *x, swav_conv_geom g, int n0, int n1, i
 		valid_range(g.Ho, g.H, s, pad, kh, &hlo, &hhi);
 		for (int n = n0; n < n1; n++) {
 			const float *img = x + ((size_t)c * g.N + n) * plane;
-			float *out = col + (size_t)r * cols + (size_t)(n - n0) * hw;
+			float *out = col + (size_t)r * ld + (size_t)(n - n0) * hw;
 			memset(out, 0, sizeof(float) * (size_t)hlo * Wo);
 			memset(out + (size_t)hhi * Wo, 0, sizeof(float) * (size_t)(g.Ho - hhi) * Wo);
 			for (int oh = hlo; oh < hhi; oh++) {
@@ -43,13 +43,13 @@ void swav_im2col(float *col, const float *x, swav_conv_geom g, int n0, int n1, i
 	}
 }
 
-void swav_col2im(float *dx, const float *col, swav_conv_geom g, int n0, int n1, int c0, int c1) {
+void swav_col2im(float *dx, const float *col, size_t ld, swav_conv_geom g, int n0, int n1, int c0, int c1) {
 	const int k = g.k, s = g.stride, pad = g.pad, Wo = g.Wo;
-	const size_t hw = (size_t)g.Ho * Wo, cols = (size_t)(n1 - n0) * hw, plane = (size_t)g.H * g.W;
+	const size_t hw = (size_t)g.Ho * Wo, plane = (size_t)g.H * g.W;
 	for (int c = c0; c < c1; c++) {
 		for (int t = 0; t < k * k; t++) {
 			const int kh = t / k, kw = t % k;
-			const float *src = col + ((size_t)c * k * k + t) * cols;
+			const float *src = col + ((size_t)c * k * k + t) * ld;
 			int wlo, whi, hlo, hhi;
 			valid_range(Wo, g.W, s, pad, kw, &wlo, &whi);
 			valid_range(g.Ho, g.H, s, pad, kh, &hlo, &hhi);

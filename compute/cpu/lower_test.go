@@ -26,17 +26,19 @@ func TestLoweringMatchesGo(t *testing.T) {
 				name := fmt.Sprintf("C%d %dx%d %+v", c, g.H, g.W, p)
 				n0, n1 := 1, 3
 				x := randSlice(rng, c*g.N*g.H*g.W)
-				size := g.rows() * (n1 - n0) * g.Ho * g.Wo
-				got, want := randSlice(rng, size), randSlice(rng, size) // stale values must be overwritten
-				im2col(got, x, g, n0, n1)
-				im2colRowsGo(want, x, g, n0, n1, 0, g.rows())
+				ld := (n1-n0)*g.Ho*g.Wo + 3 // rows apart by more than their length
+				size := g.rows() * ld
+				got := randSlice(rng, size)
+				want := append([]float32(nil), got...) // stale values must be overwritten, padding kept
+				im2col(got, ld, x, g, n0, n1)
+				im2colRowsGo(want, ld, x, g, n0, n1, 0, g.rows())
 				equal(t, name+" im2col", got, want)
 
 				col := randSlice(rng, size)
 				dx := randSlice(rng, len(x))
 				dxWant := append([]float32(nil), dx...)
-				col2im(dx, col, g, n0, n1)
-				col2imChannelsGo(dxWant, col, g, n0, n1, 0, g.C)
+				col2im(dx, col, ld, g, n0, n1)
+				col2imChannelsGo(dxWant, col, ld, g, n0, n1, 0, g.C)
 				equal(t, name+" col2im", dx, dxWant)
 			}
 		}
