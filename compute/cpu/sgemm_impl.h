@@ -25,11 +25,24 @@ INLINE void PACKA(float *dst, const float *A, int lda, int ta, int i0, int mc, i
 INLINE void PACKB(float *dst, const float *B, int ldb, int tb, int k0, int kc, int j0, int nc) {
 	for (int q = 0; q < nc; q += NR) {
 		int cols = nc - q < NR ? nc - q : NR;
+		if (tb) {
+			// op(B) = B^T: each column of the panel is a row of B, read
+			// in order (reading NR rows of B side by side, k by k, is NR
+			// strided streams).
+			for (int c = 0; c < cols; c++) {
+				const float *src = B + (size_t)(j0 + q + c) * ldb + k0;
+				for (int k = 0; k < kc; k++) dst[(size_t)k * NR + c] = src[k];
+			}
+			for (int k = 0; k < kc; k++)
+				for (int c = cols; c < NR; c++) dst[(size_t)k * NR + c] = 0;
+			dst += (size_t)kc * NR;
+			continue;
+		}
 		for (int k = 0; k < kc; k++) {
-			if (!tb && cols == NR) {
+			if (cols == NR) {
 				memcpy(dst, B + (size_t)(k0 + k) * ldb + j0 + q, NR * sizeof(float));
 			} else {
-				for (int c = 0; c < cols; c++) dst[c] = AT(B, ldb, tb, k0 + k, j0 + q + c);
+				for (int c = 0; c < cols; c++) dst[c] = B[(size_t)(k0 + k) * ldb + j0 + q + c];
 				for (int c = cols; c < NR; c++) dst[c] = 0;
 			}
 			dst += NR;
