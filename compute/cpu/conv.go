@@ -50,8 +50,10 @@ func pooledLength(n, budget int) int {
 // rows is the height of the lowered matrix: one row per (channel, tap).
 func (g convGeom) rows() int { return g.C * g.p.Kernel * g.p.Kernel }
 
+// imagesPerChunk keeps a chunk's lowering, padded rows included, within
+// colBudget, so that every large lowering takes a buffer of that one length.
 func (g convGeom) imagesPerChunk() int {
-	n := colBudget / (g.rows() * g.Ho * g.Wo)
+	n := (colBudget/g.rows() - lowerPad) / (g.Ho * g.Wo)
 	return max(1, min(n, g.N))
 }
 

@@ -24,7 +24,7 @@ func (b *Backend) winogradConv(y, x, w []float32, g convGeom) {
 	u := b.get([]int{16 * g.Co * g.C})
 	defer b.Release(u)
 	C.swav_wino_filter(fptr(u.data), fptr(w), C.int(g.Co), C.int(g.C))
-	chunk := max(1, min(g.N, winogradBudget/(16*(g.C+g.Co)*tiles)))
+	chunk := max(1, min(g.N, (winogradBudget/16-32)/((g.C+g.Co)*tiles)))
 	// The 16 planes of a transform are written (read) together, tile by
 	// tile: planes a power of two apart would share cache sets, so each
 	// is padded by a cache line.

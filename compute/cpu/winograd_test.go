@@ -71,3 +71,35 @@ func TestWinogradFiniteDifferenceGradients(t *testing.T) {
 	}
 	computetest.TestGradients(t, withWinograd(1))
 }
+
+// TestLargeScratchSharesOneLength: the lowerings and Winograd transforms of
+// layers of different shapes all take scratch buffers of one length, so the
+// pool keeps one buffer for them instead of one per shape.
+func TestLargeScratchSharesOneLength(t *testing.T) {
+	if !haveWinograd {
+		t.Skip("built without cgo: no Winograd path")
+	}
+	b := New()
+	tensors := map[int]bool{} // lengths of the layers' own tensors, not scratch
+	for _, s := range []struct{ c, n, hw, co, stride int }{{64, 16, 32, 64, 2}, {32, 64, 16, 32, 1}, {64, 48, 32, 64, 1}, {3, 48, 32, 32, 1}} {
+		p := compute.ConvParams{Kernel: 3, Stride: s.stride, Pad: 1}
+		ho := p.OutSize(s.hw)
+		x, w, y := b.New(s.c, s.n, s.hw, s.hw), b.New(s.co, s.c, 3, 3), b.New(s.co, s.n, ho, ho)
+		b.Conv2D(y, x, w, p)
+		b.Conv2DGradFilter(w, y, x, p, 0)
+		b.Conv2DGradInput(x, y, w, p)
+		for _, v := range []compute.Tensor{x, w, y} {
+			tensors[v.Len()] = true
+		}
+		b.Release(x, w, y)
+	}
+	var large []int
+	for n, l := range b.free {
+		if n > colBudget/4 && len(l) > 0 && !tensors[n] {
+			large = append(large, n)
+		}
+	}
+	if len(large) != 1 || large[0] != colBudget || colBudget != winogradBudget {
+		t.Fatalf("large scratch lengths in the pool: %v, want only %d", large, colBudget)
+	}
+}
