@@ -1,15 +1,7 @@
-#include <string.h>
 #include "norm.h"
+#include "simd.h"
 
-typedef float v4f __attribute__((vector_size(16)));
 typedef double v4d __attribute__((vector_size(32)));
-typedef int v4i __attribute__((vector_size(16)));
-
-static inline v4f load4(const float *p) {
-	v4f v;
-	memcpy(&v, p, sizeof v);
-	return v;
-}
 
 #define HSUM(v) (((v)[0] + (v)[1]) + ((v)[2] + (v)[3]))
 

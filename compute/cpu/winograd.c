@@ -1,5 +1,5 @@
 #include <stddef.h>
-#include <string.h>
+#include "simd.h"
 #include "winograd.h"
 
 void swav_wino_filter(float *U, const float *w, int Co, int C) {
@@ -24,33 +24,32 @@ void swav_wino_filter(float *U, const float *w, int Co, int C) {
 		}
 }
 
+// INPUT_TRANSFORM computes B^T d B of the 4x4 tile d, of scalars or of
+// vectors of four tiles alike (type T), and hands each of the 16 results
+// to PUT(plane index, value).
+#define INPUT_TRANSFORM(T, d, PUT)                                    \
+	do {                                                          \
+		T t_[4][4]; /* B^T d */                               \
+		for (int b_ = 0; b_ < 4; b_++) {                      \
+			t_[0][b_] = d[0][b_] - d[2][b_];              \
+			t_[1][b_] = d[1][b_] + d[2][b_];              \
+			t_[2][b_] = d[2][b_] - d[1][b_];              \
+			t_[3][b_] = d[1][b_] - d[3][b_];              \
+		}                                                     \
+		for (int a_ = 0; a_ < 4; a_++) { /* (B^T d) B */     \
+			PUT(a_ * 4 + 0, t_[a_][0] - t_[a_][2]);       \
+			PUT(a_ * 4 + 1, t_[a_][1] + t_[a_][2]);       \
+			PUT(a_ * 4 + 2, t_[a_][2] - t_[a_][1]);       \
+			PUT(a_ * 4 + 3, t_[a_][1] - t_[a_][3]);       \
+		}                                                     \
+	} while (0)
+
 // input_tile transforms the 4x4 tile d into 16 values, one per plane.
 static inline void input_tile(float d[4][4], float *o, size_t plane) {
-	float t[4][4]; // B^T d
-	for (int b = 0; b < 4; b++) {
-		t[0][b] = d[0][b] - d[2][b];
-		t[1][b] = d[1][b] + d[2][b];
-		t[2][b] = d[2][b] - d[1][b];
-		t[3][b] = d[1][b] - d[3][b];
-	}
-	for (int a = 0; a < 4; a++) { // (B^T d) B
-		o[(a * 4 + 0) * plane] = t[a][0] - t[a][2];
-		o[(a * 4 + 1) * plane] = t[a][1] + t[a][2];
-		o[(a * 4 + 2) * plane] = t[a][2] - t[a][1];
-		o[(a * 4 + 3) * plane] = t[a][1] - t[a][3];
-	}
+#define PUT(k, v) o[(k) * plane] = (v)
+	INPUT_TRANSFORM(float, d, PUT);
+#undef PUT
 }
-
-typedef float v4f __attribute__((vector_size(16)));
-typedef int v4i __attribute__((vector_size(16)));
-
-static inline v4f load4(const float *p) {
-	v4f v;
-	memcpy(&v, p, sizeof v);
-	return v;
-}
-
-static inline void store4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
 
 // input_row transforms tiles [lo, hi) of one row of tiles, all inside the
 // image (their columns 2*tj-1 .. 2*tj+2 are), four tiles at a time: the
@@ -68,19 +67,9 @@ static void input_row(const float *r, int W, int lo, int hi, float *o, size_t pl
 			d[a][2] = __builtin_shuffle(__builtin_shuffle(l0, l1, (v4i){2, 4, 6, 0}), l2, (v4i){0, 1, 2, 4});
 			d[a][3] = __builtin_shuffle(__builtin_shuffle(l0, l1, (v4i){3, 5, 7, 0}), l2, (v4i){0, 1, 2, 5});
 		}
-		v4f t[4][4]; // B^T d
-		for (int b = 0; b < 4; b++) {
-			t[0][b] = d[0][b] - d[2][b];
-			t[1][b] = d[1][b] + d[2][b];
-			t[2][b] = d[2][b] - d[1][b];
-			t[3][b] = d[1][b] - d[3][b];
-		}
-		for (int a = 0; a < 4; a++) { // (B^T d) B
-			store4(o + (a * 4 + 0) * plane + tj, t[a][0] - t[a][2]);
-			store4(o + (a * 4 + 1) * plane + tj, t[a][1] + t[a][2]);
-			store4(o + (a * 4 + 2) * plane + tj, t[a][2] - t[a][1]);
-			store4(o + (a * 4 + 3) * plane + tj, t[a][1] - t[a][3]);
-		}
+#define PUT(k, v) store4(o + (k) * plane + tj, (v))
+		INPUT_TRANSFORM(v4f, d, PUT);
+#undef PUT
 	}
 	for (; tj < hi; tj++) {
 		float d[4][4];
