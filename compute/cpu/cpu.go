@@ -1,9 +1,11 @@
 // Package cpu is the reference backend: float32 tensors in host memory on
-// gorgonia.org/tensor, matrix products (and convolutions lowered to them)
-// on a packed, cache-blocked SGEMM in C (sgemm.c; AVX-512, AVX2+FMA or
-// generic chosen at run time; gonum's SGEMM only in builds without cgo),
-// and hand-written loops, split over all cores, for the memory-bound
-// operations.
+// gorgonia.org/tensor, matrix products on a packed, cache-blocked SGEMM in
+// C (sgemm.c; AVX-512, AVX2+FMA, NEON or generic chosen at run time;
+// gonum's SGEMM only in builds without cgo), convolutions as products
+// (Winograd F(2x2,3x3) for 3x3 stride 1, winograd.c; im2col otherwise,
+// lower.c), and loops split over all cores for the memory-bound operations
+// (batch norm's in C, norm.c). Each C loop has a Go twin: the build
+// without cgo, and the reference its tests compare with.
 package cpu
 
 import (
