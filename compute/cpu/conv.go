@@ -34,7 +34,7 @@ func (g convGeom) pointwise() bool { return g.p.Kernel == 1 && g.p.Stride == 1 &
 // winograd says whether the convolution goes through Winograd F(2x2,3x3).
 func (b *Backend) winograd(g convGeom) bool {
 	return haveWinograd && b.winogradMin > 0 && g.p.Kernel == 3 && g.p.Stride == 1 && g.p.Pad == 1 &&
-		g.C >= b.winogradMin && g.Co >= b.winogradMin
+		g.C >= b.winogradMin && g.Co >= b.winogradMin && g.N*((g.H+1)/2)*((g.W+1)/2) >= b.winogradMinTiles
 }
 
 // pooledLength rounds a large scratch length up to budget, so the pool

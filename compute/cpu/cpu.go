@@ -35,14 +35,18 @@ func (t *Tensor) Len() int     { return len(t.data) }
 type Backend struct {
 	mu   sync.Mutex
 	free map[int][]*tensor.Dense // released storage by length
-	// winogradMin is the fewest input and output channels for which a 3x3
-	// stride-1 convolution goes through Winograd (0: never): below it the
-	// transforms cost more than the products they save.
-	winogradMin int
+	// A 3x3 stride-1 convolution goes through Winograd when it has at
+	// least winogradMin input and output channels (0: never) and
+	// winogradMinTiles 2x2 output tiles: below either, the transforms and
+	// sixteen small products cost more than one lowered product (the first
+	// layer; inference on one frame).
+	winogradMin, winogradMinTiles int
 }
 
 // New returns a CPU backend.
-func New() *Backend { return &Backend{free: map[int][]*tensor.Dense{}, winogradMin: 16} }
+func New() *Backend {
+	return &Backend{free: map[int][]*tensor.Dense{}, winogradMin: 16, winogradMinTiles: 1024}
+}
 
 func (b *Backend) Name() string { return "cpu" }
 

@@ -10,10 +10,10 @@ import (
 )
 
 // withWinograd returns a backend that sends 3x3 stride-1 convolutions of
-// at least min channels through Winograd (0: none).
+// at least min channels through Winograd (0: none), however few tiles.
 func withWinograd(min int) *Backend {
 	b := New()
-	b.winogradMin = min
+	b.winogradMin, b.winogradMinTiles = min, 0
 	return b
 }
 
