@@ -16,6 +16,10 @@ func (b *Backend) MatMul(c, a, bm compute.Tensor, transA, transB bool, alpha, be
 // each product still has thousands of columns to keep SGEMM efficient.
 const colBudget = 1 << 22
 
+// winogradBudget bounds the transformed input and output of one chunk of
+// images (in float32s), as colBudget bounds the lowering.
+const winogradBudget = 1 << 22
+
 type convGeom struct {
 	C, N, H, W, Co, Ho, Wo int
 	p                      compute.ConvParams

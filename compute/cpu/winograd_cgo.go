@@ -8,10 +8,6 @@ import "C"
 
 const haveWinograd = true
 
-// winogradBudget bounds the transformed input and output of one chunk of
-// images (in float32s), as colBudget bounds the lowering.
-const winogradBudget = 1 << 22
-
 // winogradConv computes y = conv(x, w) for a 3x3 convolution with stride 1
 // and padding 1 (so Ho = H, Wo = W): the filters and each chunk of images
 // are transformed (winograd.c), the 16 products per chunk are [Co x C] by
