@@ -71,14 +71,16 @@ func randSlice(rng *rand.Rand, n int) []float32 {
 }
 
 // BenchmarkGemm measures the convolution-shaped products of a training
-// step (64x576 by 576x16384 and its two transposed forms) against gonum.
+// step (64x576 by 576x16384 and its two transposed forms, and a Winograd
+// product, 64x64 by 64x8192) against gonum.
 func BenchmarkGemm(b *testing.B) {
 	m, n, k := 64, 16384, 576
 	for _, c := range []struct {
 		name    string
 		tA, tB  bool
 		m, n, k int
-	}{{"forward", false, false, m, n, k}, {"grad-input", true, false, k, n, m}, {"grad-filter", false, true, m, k, n}} {
+	}{{"forward", false, false, m, n, k}, {"grad-input", true, false, k, n, m}, {"grad-filter", false, true, m, k, n},
+		{"winograd", false, false, 64, 8192, 64}} { // one of Winograd's 16 products: K is the channel count
 		rng := rand.New(rand.NewPCG(3, 4))
 		a, bb, cc := randSlice(rng, c.m*c.k), randSlice(rng, c.k*c.n), make([]float32, c.m*c.n)
 		lda, ldb := c.k, c.n
