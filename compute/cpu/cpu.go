@@ -4,7 +4,7 @@
 // gonum's SGEMM only in builds without cgo), convolutions as products
 // (Winograd F(2x2,3x3) for 3x3 stride 1, winograd.c; im2col otherwise,
 // lower.c), and loops split over all cores for the memory-bound operations
-// (batch norm's in C, norm.c). Each C loop has a Go twin: the build
+// (batch norm's in C, norm.c; add+ReLU's, elementwise.c). Each C loop has a Go twin: the build
 // without cgo, and the reference its tests compare with.
 package cpu
 
@@ -210,29 +210,35 @@ func (b *Backend) Axpy(y compute.Tensor, alpha float32, x compute.Tensor) {
 
 func (b *Backend) AddReLU(y, a, c compute.Tensor) {
 	yd, ad, cd := data(y), data(a), data(c)
-	parallel(len(yd), elementGrain, func(lo, hi int) {
-		yy, aa, cc := yd[lo:hi], ad[lo:hi], cd[lo:hi]
-		for i := range yy {
-			v := aa[i] + cc[i]
-			if v < 0 {
-				v = 0
-			}
-			yy[i] = v
-		}
-	})
+	parallel(len(yd), elementGrain, func(lo, hi int) { addReLU(yd[lo:hi], ad[lo:hi], cd[lo:hi]) })
 }
 
 func (b *Backend) ReLUBackward(dx, dy, y compute.Tensor) {
 	dxd, dyd, yd := data(dx), data(dy), data(y)
-	parallel(len(dxd), elementGrain, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			if yd[i] > 0 {
-				dxd[i] = dyd[i]
-			} else {
-				dxd[i] = 0
-			}
+	parallel(len(dxd), elementGrain, func(lo, hi int) { reluBackward(dxd[lo:hi], dyd[lo:hi], yd[lo:hi]) })
+}
+
+// addReLUGo sets y = max(a+c, 0): the build without cgo, and the reference
+// for elementwise.c, as is reluBackwardGo.
+func addReLUGo(y, a, c []float32) {
+	for i := range y {
+		v := a[i] + c[i]
+		if v < 0 {
+			v = 0
 		}
-	})
+		y[i] = v
+	}
+}
+
+// reluBackwardGo sets dx = dy where y > 0, else 0.
+func reluBackwardGo(dx, dy, y []float32) {
+	for i := range dx {
+		if y[i] > 0 {
+			dx[i] = dy[i]
+		} else {
+			dx[i] = 0
+		}
+	}
 }
 
 func (b *Backend) AddBias(y, bias compute.Tensor) {

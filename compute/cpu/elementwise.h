@@ -1,0 +1,6 @@
+// Element-wise loops of the residual blocks, in C so that they vectorize
+// (Go runs them a scalar and a branch at a time).
+// swav_add_relu: y = max(a + c, 0).
+void swav_add_relu(float *y, const float *a, const float *c, long n);
+// swav_relu_backward: dx = dy where y > 0, else 0.
+void swav_relu_backward(float *dx, const float *dy, const float *y, long n);
