@@ -4,8 +4,9 @@
 // gonum's SGEMM only in builds without cgo), convolutions as products
 // (Winograd F(2x2,3x3) for 3x3 stride 1, winograd.c; im2col otherwise,
 // lower.c), and loops split over all cores for the memory-bound operations
-// (batch norm's in C, norm.c; add+ReLU's, elementwise.c). Each C loop has a Go twin: the build
-// without cgo, and the reference its tests compare with.
+// (batch norm's in C, norm.c; add+ReLU's, elementwise.c). Each C loop has
+// a Go twin: the build without cgo, and the reference its tests compare
+// with.
 package cpu
 
 import (
