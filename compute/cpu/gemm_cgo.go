@@ -46,20 +46,16 @@ func cbool(b bool) C.int {
 // GemmKernel names the matrix-product kernel this processor runs.
 func GemmKernel() string { return "packed C SGEMM, " + C.GoString(C.swav_sgemm_variant()) }
 
-// gemmVariantNames are the kernel variants of every architecture, best first.
-var gemmVariantNames = []string{"avx512", "avx2", "neon", "generic"}
-
 // gemmVariants lists the variants this processor runs, best first.
 func gemmVariants() []string {
 	var out []string
-	for _, v := range gemmVariantNames {
-		cs := C.CString(v)
-		if C.swav_sgemm_supported(cs) != 0 {
-			out = append(out, v)
+	for i := 0; ; i++ {
+		name := C.swav_sgemm_supported_at(C.int(i))
+		if name == nil {
+			return out
 		}
-		C.free(unsafe.Pointer(cs))
+		out = append(out, C.GoString(name))
 	}
-	return out
 }
 
 // useGemmVariant switches the kernel to another variant this processor

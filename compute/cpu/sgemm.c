@@ -155,7 +155,11 @@ static int find(const char *name) {
 	return -1;
 }
 
-int swav_sgemm_supported(const char *name) { return find(name) >= 0; }
+const char *swav_sgemm_supported_at(int i) {
+	for (int v = 0; v < NVARIANTS; v++)
+		if (supported(v) && i-- == 0) return variants[v].name;
+	return NULL;
+}
 
 int swav_sgemm_use(const char *name) {
 	int i = find(name);

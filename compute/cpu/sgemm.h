@@ -7,9 +7,9 @@ void swav_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A
 // swav_sgemm_variant names the kernel in use: the best this processor
 // supports unless swav_sgemm_use chose another.
 const char *swav_sgemm_variant(void);
-// swav_sgemm_supported says whether this processor runs the named variant
-// ("generic", "avx2", "avx512", "neon").
-int swav_sgemm_supported(const char *name);
+// swav_sgemm_supported_at names the i-th variant this processor runs, best
+// first ("avx512", "avx2", "neon", "generic"), or returns NULL past the last.
+const char *swav_sgemm_supported_at(int i);
 // swav_sgemm_use switches to a supported variant (for tests that compare
 // them) and returns 0, or returns -1 and changes nothing. Not thread-safe:
 // call it while no product runs.
