@@ -97,6 +97,9 @@ type Training struct {
 	ModelStep  int     `json:"assigner_step"` // the step whose weights assign frames
 	Batch      int     `json:"batch"`
 	Prototypes int     `json:"prototypes"`
+	// Adapt is what training changes: all, or prototypes (a device on the
+	// fleet's base keeps the base's encoder; see fleet.adapt).
+	Adapt string `json:"adapt,omitempty"`
 }
 
 // Usage summarizes how frames spread over the clusters.

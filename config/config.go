@@ -63,6 +63,7 @@ type Fleet struct {
 	Share          string        `mapstructure:"share"`
 	ShareExemplars bool          `mapstructure:"share_exemplars"`
 	Base           bool          `mapstructure:"base"`
+	Adapt          string        `mapstructure:"adapt"`
 	AnnounceEvery  time.Duration `mapstructure:"announce_every"`
 	SnapshotEvery  time.Duration `mapstructure:"snapshot_every"`
 }

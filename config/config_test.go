@@ -63,6 +63,7 @@ func TestRejectsWithTheKeyNamed(t *testing.T) {
 		{"out of range", "swav:\n  epsilon: 0\n", nil, []string{"swav.epsilon", "allowed"}},
 		{"not a number", "", []string{"SWAVD_TRAIN_BATCH=many"}, []string{"train.batch"}},
 		{"bad enum", "optim:\n  name: adam\n", nil, []string{"optim.name", "sgd"}},
+		{"bad fleet.adapt", "fleet:\n  url: tls://fleet:4222\n  adapt: encoder\n", nil, []string{"fleet.adapt", "prototypes"}},
 		{"queue not a multiple", "swav:\n  queue_length: 100\n", nil, []string{"swav.queue_length", "multiple"}},
 		{"unknown preset", "preset: huge\n", nil, []string{"huge", "edge-small"}},
 		{"assign crop out of range", "swav:\n  crops_for_assign: [0, 5]\n", nil, []string{"swav.crops_for_assign[1]"}},

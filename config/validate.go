@@ -190,6 +190,7 @@ func (f Fleet) validate() []error {
 	}
 	checks := []error{
 		oneOf("fleet.share", f.Share, "prototypes", "model"),
+		oneOf("fleet.adapt", f.Adapt, "prototypes", "all"),
 		durationIn("fleet.announce_every", f.AnnounceEvery, time.Second, time.Hour),
 		durationIn("fleet.snapshot_every", f.SnapshotEvery, 0, 24*time.Hour),
 	}

@@ -399,8 +399,9 @@ func (d *Daemon) trainLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		dc := d.config().Daemon
 		d.mu.Lock()
-		awaitBase := d.awaitBase
+		awaitBase, onBase := d.awaitBase, d.base != ""
 		d.mu.Unlock()
+		d.sess.Trainer.Adapt = adaptMode(d.config().Fleet, onBase)
 		if awaitBase {
 			d.setTraining(func(t *api.Training) { t.State = "waiting for the fleet base" })
 		}
@@ -410,7 +411,7 @@ func (d *Daemon) trainLoop(ctx context.Context) {
 			}
 			continue
 		}
-		d.setTraining(func(t *api.Training) { t.State = "training" })
+		d.setTraining(func(t *api.Training) { t.State, t.Adapt = "training", d.sess.Trainer.Adapt.String() })
 		if err := d.replay.Sample(imgs, rng); err != nil {
 			d.o.Log.Warnf("train: %v", err)
 			continue
@@ -461,6 +462,17 @@ func (d *Daemon) trainLoop(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// adaptMode is what training changes: on the fleet's base, fleet.adapt
+// (prototypes by default, so that the device's clusters stay comparable
+// with the fleet's); otherwise everything.
+func adaptMode(f config.Fleet, onBase bool) model.Adapt {
+	if !onBase {
+		return model.AdaptAll
+	}
+	a, _ := model.ParseAdapt(f.Adapt) // validated with the configuration
+	return a
 }
 
 // recoverBackend handles a failed step: a device error moves training to

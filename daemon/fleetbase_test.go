@@ -51,7 +51,7 @@ func TestFleetBaseStartRefuseAndRebase(t *testing.T) {
 	cfg := testConfig(t)
 	cert, key := certs.DeviceFiles(certDir, "cam-b")
 	cfg.Fleet = config.Fleet{URL: "tls://" + fl.NATSAddr(), DeviceID: "cam-b", CA: filepath.Join(certDir, certs.CAFile), Cert: cert, Key: key,
-		Share: "prototypes", AnnounceEvery: 200 * time.Millisecond, SnapshotEvery: time.Minute, Base: true}
+		Share: "prototypes", AnnounceEvery: 200 * time.Millisecond, SnapshotEvery: time.Minute, Base: true, Adapt: "prototypes"}
 	s := startDaemon(t, cfg, Options{})
 	ctx := context.Background()
 
@@ -73,6 +73,9 @@ func TestFleetBaseStartRefuseAndRebase(t *testing.T) {
 		st, _ := s.client.Status(ctx)
 		return st.Fleet.Base == digest && !st.Fleet.WaitingForBase && st.Training.Step > 7
 	})
+	if st, _ := s.client.Status(ctx); st.Training.Adapt != "prototypes" {
+		t.Fatalf("on the base with fleet.adapt prototypes, training adapts %q", st.Training.Adapt)
+	}
 	snapB, err := s.client.FleetSnapshot(ctx)
 	if err != nil {
 		t.Fatal(err)

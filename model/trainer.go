@@ -55,6 +55,42 @@ type Trainer struct {
 	// between steps. TrainStep then reports the previous step.
 	DelayLoss bool
 	inflight  *inflight
+	// Adapt says what a step learns: everything (AdaptAll), or only the
+	// prototypes (AdaptPrototypes). See Adapt.
+	Adapt Adapt
+}
+
+// Adapt is what training changes.
+type Adapt int
+
+const (
+	// AdaptAll trains the encoder, the head and the prototypes.
+	AdaptAll Adapt = iota
+	// AdaptPrototypes trains only the prototypes: the encoder and head run
+	// as at inference (batch norm on its running statistics, which stay
+	// as loaded), so features stay in the space they were loaded with. A
+	// fleet device on the fleet's base uses it: continued SwAV training of
+	// the encoder re-partitions the data within tens of steps, and then
+	// the device's clusters no longer compare with other devices'.
+	AdaptPrototypes
+)
+
+// ParseAdapt reads "all" or "prototypes".
+func ParseAdapt(s string) (Adapt, error) {
+	switch s {
+	case "all":
+		return AdaptAll, nil
+	case "prototypes":
+		return AdaptPrototypes, nil
+	}
+	return AdaptAll, fmt.Errorf("model: adapt %q: want all or prototypes", s)
+}
+
+func (a Adapt) String() string {
+	if a == AdaptPrototypes {
+		return "prototypes"
+	}
+	return "all"
 }
 
 // inflight is a step whose loss is still being read.
@@ -169,7 +205,8 @@ func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
 	}
 	m, be := t.M, t.M.Backend()
 	st := StepStats{Step: t.Step, LR: t.Optim.LearningRate(t.Step)}
-	ctx := &Ctx{Be: be, Train: true}
+	whole := t.Adapt == AdaptAll
+	ctx := &Ctx{Be: be, Train: whole}
 	defer ctx.Free()
 	nCrops, B, D := b.NGlobal+b.NLocal, b.B, m.Encoder.OutDim
 	if nCrops < 2 || len(b.Global) != m.Arch.InputChannels*b.NGlobal*B*b.GlobalSize*b.GlobalSize ||
@@ -179,7 +216,7 @@ func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
 	t0 := time.Now()
 	t.take(&t.pending)
 	be.L2NormalizeRows(m.Prototypes.W)
-	for _, p := range m.Params() {
+	for _, p := range t.learned() {
 		be.Fill(p.G, 0)
 	}
 	type group struct {
@@ -220,29 +257,31 @@ func (t *Trainer) TrainStep(b *Batch) (StepStats, error) {
 	t2 := time.Now()
 	st.Forward, st.Sinkhorn = t1.Sub(t0), t2.Sub(t1)
 
-	dz := be.Empty(z.Shape()...)
-	be.MatMul(dz, m.Prototypes.W, dS, true, true, 1, 0)
 	frozen := t.Step < t.SwAV.FreezePrototype
 	if !frozen {
 		be.MatMul(m.Prototypes.G, dS, z, true, true, 1, 1)
 	}
-	dfeat := m.Head.backward(ctx, hc, dz)
-	be.Release(dz)
-	col = 0
-	for _, g := range groups {
-		df := be.Empty(D, g.n)
-		be.CopyColumns(df, 0, dfeat, col, g.n)
-		m.Encoder.backward(ctx, g.cache, df)
-		be.Release(df)
-		col += g.n
+	if whole {
+		dz := be.Empty(z.Shape()...)
+		be.MatMul(dz, m.Prototypes.W, dS, true, true, 1, 0)
+		dfeat := m.Head.backward(ctx, hc, dz)
+		be.Release(dz)
+		col = 0
+		for _, g := range groups {
+			df := be.Empty(D, g.n)
+			be.CopyColumns(df, 0, dfeat, col, g.n)
+			m.Encoder.backward(ctx, g.cache, df)
+			be.Release(df)
+			col += g.n
+		}
+		be.Release(dfeat)
 	}
-	be.Release(dfeat)
 	t.sync()
 	t3 := time.Now()
 
 	t.carryGradientCheck(ctx, loss)
 	p := t.Optim.sgd(st.LR)
-	for _, prm := range m.Params() {
+	for _, prm := range t.learned() {
 		if frozen && prm == m.Prototypes {
 			continue
 		}
@@ -298,11 +337,19 @@ func (t *Trainer) Settle() (StepStats, error) {
 func (t *Trainer) carryGradientCheck(ctx *Ctx, loss compute.Tensor) {
 	be := ctx.Be
 	sum := ctx.New(1)
-	for _, prm := range t.M.Params() {
+	for _, prm := range t.learned() {
 		n := prm.G.Len()
 		be.SumRows(sum, be.View(prm.G, 0, 1, n), 1)
 	}
 	be.Axpy(loss, 0, sum)
+}
+
+// learned lists the parameters a step changes.
+func (t *Trainer) learned() []*Param {
+	if t.Adapt == AdaptPrototypes {
+		return []*Param{t.M.Prototypes}
+	}
+	return t.M.Params()
 }
 
 // sync waits for the backend when phase timing is on, so that phase

@@ -4,14 +4,16 @@
 #   1. a base: swavd train on all of Fashion-MNIST (resumed if $OUT/base has it);
 #   2. swav-fleet serve (embedded NATS), the base published;
 #   3. three devices (swavd run) start from the base and adapt on their own
-#      classes (A: 0-3, B: 3-6, C: 6-9) for ADAPT_STEPS steps; the fleet pulls
-#      them (they share their model, so it can be scored);
-#   4. three more from different random weights, on the same classes;
-#   5. swav-fleet evaluate on the test images of each device's classes.
+#      classes (A: 0-3, B: 3-6, C: 6-9) for ADAPT_STEPS steps, learning only
+#      their prototypes (fleet.adapt: prototypes, the default); the fleet
+#      pulls them (they share their model, so it can be scored);
+#   4. three more from the base that adapt everything (fleet.adapt: all);
+#   5. three more from different random weights, on the same classes;
+#   6. swav-fleet evaluate on the test images of each device's classes.
 # Usage: scripts/codebook-experiment.sh   (OUT, PRESET, BASE_STEPS,
-# ADAPT_STEPS, DATA override the defaults; DEVICE_ENV adds settings of the
-# devices, e.g. DEVICE_ENV=SWAVD_OPTIM_LR=0.01; RANDOM_GROUP=0 skips step 4;
-# results in $OUT/results.txt)
+# ADAPT_STEPS, DATA override the defaults; DEVICE_ENV adds settings of
+# every device, e.g. DEVICE_ENV=SWAVD_OPTIM_LR=0.01; ALL_GROUP=0 and
+# RANDOM_GROUP=0 skip steps 4 and 5; results in $OUT/results.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/codebook-experiment}
@@ -20,6 +22,7 @@ BASE_STEPS=${BASE_STEPS:-1500}
 ADAPT_STEPS=${ADAPT_STEPS:-600}
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
 DEVICE_ENV=${DEVICE_ENV:-}
+ALL_GROUP=${ALL_GROUP:-1}
 RANDOM_GROUP=${RANDOM_GROUP:-1}
 BIN=bin
 make build >/dev/null
@@ -28,11 +31,11 @@ log() { echo "$(date +%T) $*" | tee -a "$OUT/results.txt"; }
 : > "$OUT/results.txt"
 
 log "1. base: swavd train --preset $PRESET --steps $BASE_STEPS on idx:$DATA/train"
-$BIN/swavd train --preset "$PRESET" --steps "$BASE_STEPS" --source "idx:$DATA/train" --out "$OUT/base" > "$OUT/base-train.log" 2>&1
+$BIN/swavd train --preset "$PRESET" --steps "$BASE_STEPS" --source "idx:$DATA/train" --out "$OUT/base" >> "$OUT/base-train.log" 2>&1
 
 CERTS=$OUT/certs
 [ -e "$CERTS/ca.pem" ] || $BIN/swav-fleet certs init --dir "$CERTS" > /dev/null
-DEVICES="base-a base-b base-c rand-a rand-b rand-c"
+DEVICES="base-a base-b base-c all-a all-b all-c rand-a rand-b rand-c"
 for id in $DEVICES; do
   [ -e "$CERTS/$id.pem" ] || $BIN/swav-fleet certs issue --dir "$CERTS" "$id" > /dev/null
 done
@@ -47,14 +50,14 @@ export SWAV_FLEET_SERVER=http://$HTTP
 until $BIN/swav-fleet devices > /dev/null 2>&1; do sleep 0.2; done
 log "2. $($BIN/swav-fleet base set "$OUT/base")"
 
-# device ID LABELS BASE(true|false) SEED: a swavd run on those classes only.
+# device ID LABELS BASE(true|false) SEED ADAPT: a swavd run on those classes only.
 device() {
-  local id=$1 labels=$2 base=$3 seed=$4
+  local id=$1 labels=$2 base=$3 seed=$4 adapt=$5
   rm -rf "${OUT:?}/$id"
   SWAVD_SEED=$seed SWAVD_DAEMON_FPS=30 SWAVD_DAEMON_CHECKPOINT_STEPS=0 SWAVD_DAEMON_CHECKPOINT_INTERVAL=0 \
   SWAVD_FLEET_URL=tls://$NATS SWAVD_FLEET_DEVICE_ID=$id SWAVD_FLEET_CA=$CERTS/ca.pem \
   SWAVD_FLEET_CERT=$CERTS/$id.pem SWAVD_FLEET_KEY=$CERTS/$id-key.pem SWAVD_FLEET_SHARE=model SWAVD_FLEET_SHARE_EXEMPLARS=true \
-  SWAVD_FLEET_BASE=$base SWAVD_FLEET_ANNOUNCE_EVERY=2s SWAVD_FLEET_SNAPSHOT_EVERY=0s \
+  SWAVD_FLEET_BASE=$base SWAVD_FLEET_ADAPT=$adapt SWAVD_FLEET_ANNOUNCE_EVERY=2s SWAVD_FLEET_SNAPSHOT_EVERY=0s \
     env $DEVICE_ENV $BIN/swavd run --preset "$PRESET" --source "idx:$DATA/train?labels=$labels" \
     --socket "$OUT/$id.sock" --state-dir "$OUT/$id" > "$OUT/$id.log" 2>&1 &
   echo $! > "$OUT/$id.pid"
@@ -81,23 +84,30 @@ adapt() {
   done
 }
 
-log "3. three devices start from the base and adapt on their classes for $ADAPT_STEPS steps"
-device base-a 0,1,2,3 true 11
-device base-b 3,4,5,6 true 12
-device base-c 6,7,8,9 true 13
+log "3. three devices start from the base and adapt their prototypes on their classes for $ADAPT_STEPS steps"
+device base-a 0,1,2,3 true 11 prototypes
+device base-b 3,4,5,6 true 12 prototypes
+device base-c 6,7,8,9 true 13 prototypes
 adapt "$BASE_STEPS" base-a base-b base-c
+if [ "$ALL_GROUP" = 1 ]; then
+  log "4. three devices start from the base and adapt everything (fleet.adapt: all)"
+  device all-a 0,1,2,3 true 31 all
+  device all-b 3,4,5,6 true 32 all
+  device all-c 6,7,8,9 true 33 all
+  adapt "$BASE_STEPS" all-a all-b all-c
+fi
 if [ "$RANDOM_GROUP" = 1 ]; then
-  log "4. three devices from different random weights, the same classes and steps"
-  device rand-a 0,1,2,3 false 21
-  device rand-b 3,4,5,6 false 22
-  device rand-c 6,7,8,9 false 23
+  log "5. three devices from different random weights, the same classes and steps"
+  device rand-a 0,1,2,3 false 21 all
+  device rand-b 3,4,5,6 false 22 all
+  device rand-c 6,7,8,9 false 23 all
   adapt 0 rand-a rand-b rand-c
 fi
 for id in $DEVICES; do
   [ -e "$OUT/$id.pid" ] && while kill -0 "$(cat "$OUT/$id.pid")" 2> /dev/null; do sleep 0.5; done
 done
 
-log "5. the codebook, and the test images of each device's classes through it"
+log "6. the codebook, and the test images of each device's classes through it"
 $BIN/swav-fleet codebook > "$OUT/codebook.txt"
 $BIN/swav-fleet codebook --mosaic "$OUT/mosaic.png" > /dev/null
 if command -v chromium > /dev/null; then
@@ -108,9 +118,16 @@ $BIN/swav-fleet evaluate --test "idx:$DATA/t10k" base-a=0,1,2,3 base-b=3,4,5,6 b
 $BIN/swav-fleet evaluate --json --test "idx:$DATA/t10k" base-a=0,1,2,3 base-b=3,4,5,6 base-c=6,7,8,9 > "$OUT/base.json"
 log "   with 16 fleet clusters instead of codebook.clusters:"
 $BIN/swav-fleet evaluate --clusters 16 --test "idx:$DATA/t10k" base-a=0,1,2,3 base-b=3,4,5,6 base-c=6,7,8,9 | tee -a "$OUT/results.txt"
+if [ "$ALL_GROUP" = 1 ]; then
+  log "   devices on the base that adapted everything:"
+  $BIN/swav-fleet evaluate --test "idx:$DATA/t10k" all-a=0,1,2,3 all-b=3,4,5,6 all-c=6,7,8,9 | tee -a "$OUT/results.txt"
+  $BIN/swav-fleet evaluate --json --test "idx:$DATA/t10k" all-a=0,1,2,3 all-b=3,4,5,6 all-c=6,7,8,9 > "$OUT/all.json"
+  $BIN/swav-fleet evaluate --clusters 16 --test "idx:$DATA/t10k" all-a=0,1,2,3 all-b=3,4,5,6 all-c=6,7,8,9 | tee -a "$OUT/results.txt"
+fi
 if [ "$RANDOM_GROUP" = 1 ]; then
+  log "   devices from random weights, merged anyway:"
   $BIN/swav-fleet evaluate --force-merge --test "idx:$DATA/t10k" rand-a=0,1,2,3 rand-b=3,4,5,6 rand-c=6,7,8,9 | tee -a "$OUT/results.txt"
   $BIN/swav-fleet evaluate --force-merge --json --test "idx:$DATA/t10k" rand-a=0,1,2,3 rand-b=3,4,5,6 rand-c=6,7,8,9 > "$OUT/random.json"
   $BIN/swav-fleet evaluate --clusters 16 --force-merge --test "idx:$DATA/t10k" rand-a=0,1,2,3 rand-b=3,4,5,6 rand-c=6,7,8,9 | tee -a "$OUT/results.txt"
 fi
-log "done: $OUT/results.txt, codebook.txt, base.json, random.json, mosaic.png, fleet-page.png"
+log "done: $OUT/results.txt, codebook.txt, base.json, all.json, random.json, mosaic.png, fleet-page.png"

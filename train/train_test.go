@@ -243,3 +243,66 @@ func TestBackendErrorStopsTheStep(t *testing.T) {
 		t.Fatalf("step on a failed backend: %v", err)
 	}
 }
+
+// TestAdaptPrototypesKeepsTheEncoder trains a little, then adapts only the
+// prototypes on a narrower set of images (a fleet device on the base): the
+// prototypes must move and the loss stay finite, while every other tensor
+// (weights, their momentum, batch-norm running statistics) stays bit for
+// bit as it was, so held-out images keep their features exactly.
+func TestAdaptPrototypesKeepsTheEncoder(t *testing.T) {
+	cfg := quickConfig(t, "SWAVD_SWAV_QUEUE_LENGTH=0")
+	imgs := fashion(t, 700)
+	s, err := NewSession(cpu.New(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := 0; i < 25; i++ { // past swav.freeze_prototypes_steps (20)
+		if _, err := s.Step(imgs[:500]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var narrow []*capture.Image
+	for _, im := range imgs[:500] {
+		if im.Label >= 0 && im.Label <= 3 {
+			narrow = append(narrow, im)
+		}
+	}
+	embed := func() *evaluate.Embedding {
+		e, err := evaluate.Embed(s.Model, &cfg.Views, cfg.Views.Global.Size, imgs[500:], 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	before, featBefore := state(s), embed()
+	s.Trainer.Adapt = model.AdaptPrototypes
+	for i := 0; i < 10; i++ {
+		r, err := s.Step(narrow)
+		if err != nil || r.Discarded || math.IsNaN(r.Loss) {
+			t.Fatalf("prototype step %d: %+v, %v", i, r, err)
+		}
+	}
+	after, featAfter := state(s), embed()
+	moved := map[string]bool{"prototypes.weight": true, "optim.prototypes.weight.momentum": true}
+	for name, vb := range before {
+		same := true
+		for i := range vb {
+			if vb[i] != after[name][i] {
+				same = false
+				break
+			}
+		}
+		if moved[name] && same {
+			t.Errorf("%s did not change in 10 prototype steps", name)
+		}
+		if !moved[name] && !same {
+			t.Errorf("%s changed while only the prototypes adapt", name)
+		}
+	}
+	for i, v := range featBefore.Features {
+		if v != featAfter.Features[i] {
+			t.Fatalf("held-out feature %d changed from %v to %v", i, v, featAfter.Features[i])
+		}
+	}
+}

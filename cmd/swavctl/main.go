@@ -139,6 +139,9 @@ func (c *cli) status(ctx context.Context) error {
 		cam.FPSIn, cam.FramesIn, cam.Assigned, cam.Dropped, cam.Corrupt, cam.Reconnects)
 	t := s.Training
 	fmt.Fprintf(w, "training\t%s: step %d, loss %.4f, lr %.4g, %.0f samples/s, duty %.0f%%\n", t.State, t.Step, t.Loss, t.LR, t.SamplesPS, 100*t.DutyCycle)
+	if t.Adapt == "prototypes" {
+		fmt.Fprintf(w, "learns\tprototypes only: the encoder stays the fleet base's (fleet.adapt)\n")
+	}
 	fmt.Fprintf(w, "replay\t%d of %d frames; assigning with step %d\n", t.Replay, t.ReplayCap, t.ModelStep)
 	if t.LastError != "" {
 		fmt.Fprintf(w, "\tlast error: %s\n", t.LastError)
