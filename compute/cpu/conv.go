@@ -41,6 +41,33 @@ func (b *Backend) winograd(g convGeom) bool {
 		g.C >= b.winogradMin && g.Co >= b.winogradMin && g.N*((g.H+1)/2)*((g.W+1)/2) >= b.winogradMinTiles
 }
 
+// wChunk is one chunk of images [n0, n1) with T tiles, and the buffers of
+// its transforms: the input's v (16 planes planeV apart) and the output's
+// (or output gradient's) m (planeM apart).
+type wChunk struct {
+	n0, n1, T      int
+	v, m           []float32
+	planeV, planeM int
+}
+
+// winogradChunks runs f on the batch a chunk of images at a time, so the
+// transforms stay within winogradBudget.
+func (b *Backend) winogradChunks(g convGeom, f func(wChunk)) {
+	tiles := ((g.H + 1) / 2) * ((g.W + 1) / 2)
+	chunk := max(1, min(g.N, (winogradBudget/16-32)/((g.C+g.Co)*tiles)))
+	// The 16 planes of a transform are written (read) together, tile by
+	// tile: planes a power of two apart would share cache sets, so each
+	// is padded by a cache line.
+	planeV, planeM := g.C*chunk*tiles+16, g.Co*chunk*tiles+16
+	buf := b.get([]int{pooledLength(16*(planeV+planeM), winogradBudget)})
+	defer b.Release(buf)
+	v, m := buf.data[:16*planeV], buf.data[16*planeV:16*(planeV+planeM)]
+	for n0 := 0; n0 < g.N; n0 += chunk {
+		n1 := min(g.N, n0+chunk)
+		f(wChunk{n0: n0, n1: n1, T: (n1 - n0) * tiles, v: v, m: m, planeV: planeV, planeM: planeM})
+	}
+}
+
 // pooledLength rounds a large scratch length up to budget, so the pool
 // keeps one buffer for all large shapes, not one per layer; small ones
 // (inference on one frame) stay small.
@@ -104,6 +131,10 @@ func (b *Backend) Conv2DGradFilter(dw, dy, x compute.Tensor, p compute.ConvParam
 	total := g.N * g.Ho * g.Wo
 	if g.pointwise() {
 		gemm(false, true, g.Co, g.C, total, 1, data(dy), total, data(x), total, beta, data(dw), g.C)
+		return
+	}
+	if b.winograd(g) {
+		b.winogradGradFilter(data(dw), data(dy), data(x), g, beta)
 		return
 	}
 	hw := g.Ho * g.Wo

@@ -151,3 +151,75 @@ void swav_wino_output(float *y, const float *M, size_t plane, int Co, int N, int
 			}
 		}
 }
+
+// outgrad_tile writes A g A^T of the 2x2 gradient tile g (a, b / c, d), the
+// adjoint of the output transform, of scalars or vectors of four tiles.
+#define OUTGRAD_TRANSFORM(T, a, b, c, d, PUT)                              \
+	do {                                                               \
+		const T r_[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}}; \
+		for (int i_ = 0; i_ < 4; i_++) {                           \
+			PUT(i_ * 4 + 0, r_[i_][0]);                        \
+			PUT(i_ * 4 + 1, r_[i_][0] + r_[i_][1]);            \
+			PUT(i_ * 4 + 2, r_[i_][0] - r_[i_][1]);            \
+			PUT(i_ * 4 + 3, -r_[i_][1]);                       \
+		}                                                          \
+	} while (0)
+
+void swav_wino_outgrad(float *M, size_t plane, const float *dy, int Co, int N, int H, int W, int n0, int n1, int o0, int o1) {
+	const int th = (H + 1) / 2, tw = (W + 1) / 2;
+	const size_t T = (size_t)(n1 - n0) * th * tw;
+	const int full = W / 2; // tiles whose two columns are both inside
+	for (int co = o0; co < o1; co++)
+		for (int n = n0; n < n1; n++) {
+			const float *img = dy + ((size_t)co * N + n) * H * W;
+			float *m = M + (size_t)co * T + (size_t)(n - n0) * th * tw;
+			for (int ti = 0; ti < th; ti++) {
+				const float *r0 = img + (size_t)(2 * ti) * W;
+				const float *r1 = 2 * ti + 1 < H ? r0 + W : NULL;
+				float *o = m + (size_t)ti * tw;
+				int tj = 0;
+				if (r1)
+					for (; tj + 4 <= full; tj += 4) {
+						const v4f p0 = load4(r0 + 2 * tj), p1 = load4(r0 + 2 * tj + 4);
+						const v4f q0 = load4(r1 + 2 * tj), q1 = load4(r1 + 2 * tj + 4);
+						const v4f a = __builtin_shuffle(p0, p1, (v4i){0, 2, 4, 6});
+						const v4f b = __builtin_shuffle(p0, p1, (v4i){1, 3, 5, 7});
+						const v4f c = __builtin_shuffle(q0, q1, (v4i){0, 2, 4, 6});
+						const v4f d = __builtin_shuffle(q0, q1, (v4i){1, 3, 5, 7});
+#define PUT(k, v) store4(o + (k) * plane + tj, (v))
+						OUTGRAD_TRANSFORM(v4f, a, b, c, d, PUT);
+#undef PUT
+					}
+				for (; tj < tw; tj++) { // partial tiles: padding reads as 0
+					const int inside = 2 * tj + 1 < W;
+					const float a = r0[2 * tj], b = inside ? r0[2 * tj + 1] : 0;
+					const float c = r1 ? r1[2 * tj] : 0, d = r1 && inside ? r1[2 * tj + 1] : 0;
+#define PUT(k, v) o[(k) * plane + tj] = (v)
+					OUTGRAD_TRANSFORM(float, a, b, c, d, PUT);
+#undef PUT
+				}
+			}
+		}
+}
+
+void swav_wino_filter_grad(float *dw, const float *dU, int Co, int C, float beta) {
+	const size_t plane = (size_t)Co * C;
+	for (int o = 0; o < Co; o++)
+		for (int c = 0; c < C; c++) {
+			const float *u = dU + (size_t)o * C + c;
+			float t[3][4]; // G^T dU
+			for (int j = 0; j < 4; j++) {
+				const float u0 = u[(0 * 4 + j) * plane], u1 = u[(1 * 4 + j) * plane];
+				const float u2 = u[(2 * 4 + j) * plane], u3 = u[(3 * 4 + j) * plane];
+				t[0][j] = u0 + 0.5f * (u1 + u2);
+				t[1][j] = 0.5f * (u1 - u2);
+				t[2][j] = 0.5f * (u1 + u2) + u3;
+			}
+			float *g = dw + ((size_t)o * C + c) * 9;
+			for (int i = 0; i < 3; i++) { // (G^T dU) G
+				const float v[3] = {t[i][0] + 0.5f * (t[i][1] + t[i][2]), 0.5f * (t[i][1] - t[i][2]),
+						    0.5f * (t[i][1] + t[i][2]) + t[i][3]};
+				for (int j = 0; j < 3; j++) g[i * 3 + j] = (beta != 0 ? beta * g[i * 3 + j] : 0) + v[j];
+			}
+		}
+}

@@ -10,3 +10,9 @@ void swav_wino_input(float *V, size_t plane, const float *x, int C, int N, int H
 // swav_wino_output: y = A^T m A of every tile of M[16][Co][T] (planes
 // plane >= Co*T apart), for output channels [o0, o1).
 void swav_wino_output(float *y, const float *M, size_t plane, int Co, int N, int H, int W, int n0, int n1, int o0, int o1);
+// swav_wino_outgrad: M[16][Co][T] = A g A^T of every 2x2 tile g of the
+// output gradient dy (the adjoint of swav_wino_output), for channels [o0, o1).
+void swav_wino_outgrad(float *M, size_t plane, const float *dy, int Co, int N, int H, int W, int n0, int n1, int o0, int o1);
+// swav_wino_filter_grad: dw = beta*dw + G^T dU G of every dU[16][Co][C]
+// (the adjoint of swav_wino_filter).
+void swav_wino_filter_grad(float *dw, const float *dU, int Co, int C, float beta);

@@ -16,29 +16,53 @@ func (b *Backend) winogradConv(y, x, w []float32, g convGeom) {
 	if len(w) < g.Co*g.C*9 || len(x) < g.C*g.N*g.H*g.W || len(y) < g.Co*g.N*g.H*g.W || g.Ho != g.H || g.Wo != g.W {
 		panic("cpu: winograd convolution of mismatched buffers")
 	}
-	tiles := ((g.H + 1) / 2) * ((g.W + 1) / 2)
 	u := b.get([]int{16 * g.Co * g.C})
 	defer b.Release(u)
 	C.swav_wino_filter(fptr(u.data), fptr(w), C.int(g.Co), C.int(g.C))
-	chunk := max(1, min(g.N, (winogradBudget/16-32)/((g.C+g.Co)*tiles)))
-	// The 16 planes of a transform are written (read) together, tile by
-	// tile: planes a power of two apart would share cache sets, so each
-	// is padded by a cache line.
-	planeV, planeM := g.C*chunk*tiles+16, g.Co*chunk*tiles+16
-	buf := b.get([]int{pooledLength(16*(planeV+planeM), winogradBudget)})
-	defer b.Release(buf)
-	v, m := buf.data[:16*planeV], buf.data[16*planeV:16*(planeV+planeM)]
-	for n0 := 0; n0 < g.N; n0 += chunk {
-		n1 := min(g.N, n0+chunk)
-		T := (n1 - n0) * tiles
+	b.winogradChunks(g, func(c wChunk) {
 		parallel(g.C, 1, func(lo, hi int) {
-			C.swav_wino_input(fptr(v), C.size_t(planeV), fptr(x), C.int(g.C), C.int(g.N), C.int(g.H), C.int(g.W), C.int(n0), C.int(n1), C.int(lo), C.int(hi))
+			C.swav_wino_input(fptr(c.v), C.size_t(c.planeV), fptr(x), C.int(g.C), C.int(g.N), C.int(g.H), C.int(g.W), C.int(c.n0), C.int(c.n1), C.int(lo), C.int(hi))
 		})
 		for e := 0; e < 16; e++ {
-			gemm(false, false, g.Co, T, g.C, 1, u.data[e*g.Co*g.C:], g.C, v[e*planeV:], T, 0, m[e*planeM:], T)
+			gemm(false, false, g.Co, c.T, g.C, 1, u.data[e*g.Co*g.C:], g.C, c.v[e*c.planeV:], c.T, 0, c.m[e*c.planeM:], c.T)
 		}
 		parallel(g.Co, 1, func(lo, hi int) {
-			C.swav_wino_output(fptr(y), fptr(m), C.size_t(planeM), C.int(g.Co), C.int(g.N), C.int(g.H), C.int(g.W), C.int(n0), C.int(n1), C.int(lo), C.int(hi))
+			C.swav_wino_output(fptr(y), fptr(c.m), C.size_t(c.planeM), C.int(g.Co), C.int(g.N), C.int(g.H), C.int(g.W), C.int(c.n0), C.int(c.n1), C.int(lo), C.int(hi))
 		})
+	})
+}
+
+// winogradGradFilter computes dw = beta*dw + dL/dw for the convolution
+// winogradConv computes: for each of the 16 transform positions, the
+// gradient of the transformed filter is the product of the transformed
+// output gradient [Co x tiles] and the transformed input [C x tiles]
+// transposed, summed over chunks; the adjoint of the filter transform takes
+// it back to 3x3. 16 products of Co*C*tiles instead of Co*C*9*pixels.
+func (b *Backend) winogradGradFilter(dw, dy, x []float32, g convGeom, beta float32) {
+	if len(dw) < g.Co*g.C*9 || len(x) < g.C*g.N*g.H*g.W || len(dy) < g.Co*g.N*g.H*g.W || g.Ho != g.H || g.Wo != g.W {
+		panic("cpu: winograd filter gradient of mismatched buffers")
 	}
+	du := b.get([]int{16 * g.Co * g.C})
+	defer b.Release(du)
+	first := true
+	b.winogradChunks(g, func(c wChunk) {
+		parallel(g.C, 1, func(lo, hi int) {
+			C.swav_wino_input(fptr(c.v), C.size_t(c.planeV), fptr(x), C.int(g.C), C.int(g.N), C.int(g.H), C.int(g.W), C.int(c.n0), C.int(c.n1), C.int(lo), C.int(hi))
+		})
+		parallel(g.Co, 1, func(lo, hi int) {
+			C.swav_wino_outgrad(fptr(c.m), C.size_t(c.planeM), fptr(dy), C.int(g.Co), C.int(g.N), C.int(g.H), C.int(g.W), C.int(c.n0), C.int(c.n1), C.int(lo), C.int(hi))
+		})
+		acc := float32(1)
+		if first {
+			acc, first = 0, false
+		}
+		// The 16 products are small ([Co x C]) and deep (tiles): one
+		// per core at a time, so no two cores pack the same operands.
+		parallel(16, 1, func(lo, hi int) {
+			for e := lo; e < hi; e++ {
+				gemmSerial(false, true, g.Co, g.C, c.T, 1, c.m[e*c.planeM:], c.T, c.v[e*c.planeV:], c.T, acc, du.data[e*g.Co*g.C:], g.C)
+			}
+		})
+	})
+	C.swav_wino_filter_grad(fptr(dw), fptr(du.data), C.int(g.Co), C.int(g.C), C.float(beta))
 }

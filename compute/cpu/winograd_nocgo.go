@@ -8,3 +8,7 @@ const haveWinograd = false
 func (b *Backend) winogradConv(y, x, w []float32, g convGeom) {
 	panic("cpu: winograd convolution in a build without cgo")
 }
+
+func (b *Backend) winogradGradFilter(dw, dy, x []float32, g convGeom, beta float32) {
+	panic("cpu: winograd filter gradient in a build without cgo")
+}

@@ -18,8 +18,10 @@ func withWinograd(min int) *Backend {
 }
 
 // TestWinogradMatchesLowering compares the Winograd path with the lowered
-// one, forward and input gradient, on odd shapes: channel counts that are
-// no block size, images of 1-3 pixels and odd sides (partial tiles).
+// one, forward, input gradient and filter gradient (overwritten and
+// accumulated), on odd shapes: channel counts that are no block size,
+// images of 1-3 pixels and odd sides (partial tiles), and a batch the
+// transforms take in several chunks.
 func TestWinogradMatchesLowering(t *testing.T) {
 	if !haveWinograd {
 		t.Skip("built without cgo: no Winograd path")
@@ -27,32 +29,54 @@ func TestWinogradMatchesLowering(t *testing.T) {
 	wino, ref := withWinograd(1), withWinograd(0)
 	rng := rand.New(rand.NewPCG(9, 10))
 	p := compute.ConvParams{Kernel: 3, Stride: 1, Pad: 1}
+	type shape struct{ c, co, h, w, n int }
+	var shapes []shape
 	for _, c := range []int{1, 5, 17} {
 		for _, co := range []int{3, 16} {
 			for _, hw := range [][2]int{{1, 1}, {2, 3}, {3, 2}, {5, 7}, {8, 8}} {
-				n := 3
-				name := fmt.Sprintf("C%d Co%d %dx%d", c, co, hw[0], hw[1])
-				x, w, dy := randSlice(rng, c*n*hw[0]*hw[1]), randSlice(rng, co*c*9), randSlice(rng, co*n*hw[0]*hw[1])
-				var out [2][2][]float32
-				for i, b := range []*Backend{wino, ref} {
-					xt, wt, dyt := b.New(c, n, hw[0], hw[1]), b.New(co, c, 3, 3), b.New(co, n, hw[0], hw[1])
-					b.Upload(xt, x)
-					b.Upload(wt, w)
-					b.Upload(dyt, dy)
-					y, dx := b.New(co, n, hw[0], hw[1]), b.New(c, n, hw[0], hw[1])
-					b.Upload(dx, randSlice(rng, dx.Len())) // stale values must not leak through
-					b.Conv2D(y, xt, wt, p)
-					b.Conv2DGradInput(dx, dyt, wt, p)
-					out[i] = [2][]float32{data(y), data(dx)}
-				}
-				for k, what := range []string{"forward", "input gradient"} {
-					if d := computetest.RelDiff(out[0][k], out[1][k]); d > 1e-5 {
-						t.Fatalf("%s %s: Winograd differs from the lowering by %.2g", name, what, d)
-					}
-				}
+				shapes = append(shapes, shape{c, co, hw[0], hw[1], 3})
 			}
 		}
 	}
+	shapes = append(shapes, shape{16, 16, 32, 31, 40}) // two chunks of images
+	for _, sh := range shapes {
+		if chunks := chunksOf(withWinograd(1), sh.c, sh.co, sh.h, sh.w, sh.n); sh.n == 40 && chunks < 2 {
+			t.Fatalf("%+v is taken in %d chunk, want several", sh, chunks)
+		}
+		c, co, hw, n := sh.c, sh.co, [2]int{sh.h, sh.w}, sh.n
+		name := fmt.Sprintf("C%d Co%d %dx%d N%d", c, co, hw[0], hw[1], n)
+		x, w, dy := randSlice(rng, c*n*hw[0]*hw[1]), randSlice(rng, co*c*9), randSlice(rng, co*n*hw[0]*hw[1])
+		dw0 := randSlice(rng, co*c*9)
+		var out [2][4][]float32
+		for i, b := range []*Backend{wino, ref} {
+			xt, wt, dyt := b.New(c, n, hw[0], hw[1]), b.New(co, c, 3, 3), b.New(co, n, hw[0], hw[1])
+			b.Upload(xt, x)
+			b.Upload(wt, w)
+			b.Upload(dyt, dy)
+			y, dx := b.New(co, n, hw[0], hw[1]), b.New(c, n, hw[0], hw[1])
+			b.Upload(dx, randSlice(rng, dx.Len())) // stale values must not leak through
+			b.Conv2D(y, xt, wt, p)
+			b.Conv2DGradInput(dx, dyt, wt, p)
+			dw, dwAcc := b.New(co, c, 3, 3), b.New(co, c, 3, 3)
+			b.Upload(dw, randSlice(rng, dw.Len())) // overwritten with beta 0
+			b.Upload(dwAcc, dw0)
+			b.Conv2DGradFilter(dw, dyt, xt, p, 0)
+			b.Conv2DGradFilter(dwAcc, dyt, xt, p, 1)
+			out[i] = [4][]float32{data(y), data(dx), data(dw), data(dwAcc)}
+		}
+		for k, what := range []string{"forward", "input gradient", "filter gradient", "accumulated filter gradient"} {
+			if d := computetest.RelDiff(out[0][k], out[1][k]); d > 1e-5 {
+				t.Fatalf("%s %s: Winograd differs from the lowering by %.2g", name, what, d)
+			}
+		}
+	}
+}
+
+// chunksOf counts the chunks Winograd takes a batch in.
+func chunksOf(b *Backend, c, co, h, w, n int) int {
+	chunks := 0
+	b.winogradChunks(convGeom{C: c, N: n, H: h, W: w, Co: co, Ho: h, Wo: w}, func(wChunk) { chunks++ })
+	return chunks
 }
 
 // Winograd everywhere it applies, through the shared suites: the parity
@@ -101,5 +125,44 @@ func TestLargeScratchSharesOneLength(t *testing.T) {
 	}
 	if len(large) != 1 || large[0] != colBudget || colBudget != winogradBudget {
 		t.Fatalf("large scratch lengths in the pool: %v, want only %d", large, colBudget)
+	}
+}
+
+// BenchmarkConv3x3 times the three products of a 3x3 stride-1 layer of
+// edge-small's first stage at batch 64 (32 channels, 32x32 global crops),
+// through Winograd and through the lowering, side by side. GFLOP/s counts
+// the direct convolution's multiply-adds, so the two compare as speed.
+func BenchmarkConv3x3(b *testing.B) {
+	if !haveWinograd {
+		b.Skip("built without cgo: no Winograd path")
+	}
+	const c, n, hw = 32, 64, 32
+	p := compute.ConvParams{Kernel: 3, Stride: 1, Pad: 1}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, path := range []struct {
+		name string
+		be   *Backend
+	}{{"winograd", New()}, {"lowered", withWinograd(0)}} {
+		be := path.be
+		x, w, y := be.New(c, n, hw, hw), be.New(c, c, 3, 3), be.New(c, n, hw, hw)
+		be.Upload(x, randSlice(rng, x.Len()))
+		be.Upload(w, randSlice(rng, w.Len()))
+		be.Upload(y, randSlice(rng, y.Len()))
+		dx, dw := be.New(c, n, hw, hw), be.New(c, c, 3, 3)
+		for _, op := range []struct {
+			name string
+			run  func()
+		}{
+			{"forward", func() { be.Conv2D(y, x, w, p) }},
+			{"grad-input", func() { be.Conv2DGradInput(dx, y, w, p) }},
+			{"grad-filter", func() { be.Conv2DGradFilter(dw, y, x, p, 0) }},
+		} {
+			b.Run(op.name+"/"+path.name, func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					op.run()
+				}
+				b.ReportMetric(2*float64(c*c*9*n*hw*hw)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
 	}
 }
