@@ -97,8 +97,10 @@ func (a *Assigner) Step() int {
 }
 
 // Assign returns the cluster of a frame at the working size, its
-// probability, and (if probs is not nil) every cluster's probability.
-func (a *Assigner) Assign(im *capture.Image, probs []float32) (cluster int, conf float64, step int, err error) {
+// probability, (if probs is not nil) every cluster's probability and (if
+// emb is not nil) the frame's embedding, the unit vector [ProjDim] the
+// prototypes score.
+func (a *Assigner) Assign(im *capture.Image, probs, emb []float32) (cluster int, conf float64, step int, err error) {
 	if im.W != a.inSz || im.H != a.inSz || im.C != a.inC {
 		return 0, 0, 0, fmt.Errorf("assign: frame %dx%dx%d, want %dx%dx%d", im.W, im.H, im.C, a.inSz, a.inSz, a.inC)
 	}
@@ -108,8 +110,11 @@ func (a *Assigner) Assign(im *capture.Image, probs []float32) (cluster int, conf
 	ctx := &model.Ctx{Be: a.be}
 	x := ctx.New(3, 1, a.size, a.size)
 	a.be.Upload(x, a.host)
-	s := a.m.Scores(ctx, a.m.Features(ctx, x))
+	s, z := a.m.Embed(ctx, a.m.Features(ctx, x))
 	a.be.Download(a.sc, s)
+	if emb != nil {
+		a.be.Download(emb, z)
+	}
 	ctx.Free()
 	cluster, conf = softmax(a.sc, a.temp, probs)
 	if math.IsNaN(conf) {

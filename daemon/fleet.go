@@ -77,6 +77,7 @@ func (d *Daemon) loadBase(req baseLoad) error {
 	d.base, d.wantsBase, d.awaitBase = req.digest, false, false
 	d.training.Step = d.sess.Trainer.Step
 	d.mu.Unlock()
+	d.stats.ResetCentroids() // embeddings of the old weights
 	d.assign.Publish(d.sess.Model, d.sess.Trainer.Step)
 	d.o.Log.Infof("fleet: started from base %s at step %d", req.digest, d.sess.Trainer.Step)
 	if _, err := d.checkpointNow(); err != nil {
@@ -116,8 +117,8 @@ func (d *Daemon) deviceID() (string, error) {
 	return id, fleet.CheckDeviceID(id)
 }
 
-// fleetSnapshot is what the device shares: the prototypes in use and the
-// per-cluster counts; the model's weights when fleet.share is model, and
+// fleetSnapshot is what the device shares: the prototypes in use, each
+// cluster's centroid (mean embedding) and the per-cluster counts; the model's weights when fleet.share is model, and
 // thumbnails of each cluster's newest frame with fleet.share_exemplars.
 func (d *Daemon) fleetSnapshot() (*fleet.Snapshot, error) {
 	cfg := d.config()
@@ -136,7 +137,7 @@ func (d *Daemon) fleetSnapshot() (*fleet.Snapshot, error) {
 	s := &fleet.Snapshot{
 		Meta: fleet.SnapshotMeta{Device: id, Step: step, Preset: cfg.Preset, Arch: string(arch), ConfigDigest: hex.EncodeToString(sum[:]),
 			Version: d.o.Version, TakenAt: time.Now().UTC(), K: cfg.Model.Prototypes, D: cfg.Model.ProjDim},
-		Prototypes: protos, Counts: counts, Recent: recent, Model: weights,
+		Prototypes: protos, Centroids: d.stats.Centroids(), Counts: counts, Recent: recent, Model: weights,
 	}
 	d.mu.Lock()
 	s.Meta.Base = d.base

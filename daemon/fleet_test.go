@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -10,7 +11,7 @@ import (
 	"github.com/swavd/swavd/safetensors"
 )
 
-// By default only prototypes and counts leave the device; the model's
+// By default only prototypes, centroids and counts leave the device; the model's
 // weights and the thumbnails only when asked for.
 func TestFleetSnapshotSharesOnlyWhatIsConfigured(t *testing.T) {
 	cfg := testConfig(t)
@@ -37,6 +38,17 @@ func TestFleetSnapshotSharesOnlyWhatIsConfigured(t *testing.T) {
 	}
 	if total < 50 {
 		t.Fatalf("counts sum to %d, want the assigned frames", total)
+	}
+	// Every cluster with frames has a centroid (a unit row); the others none.
+	D := snap.Meta.D
+	for k, c := range snap.Counts {
+		var n2 float64
+		for _, v := range snap.Centroids[k*D : (k+1)*D] {
+			n2 += float64(v) * float64(v)
+		}
+		if (c > 0) != (math.Abs(n2-1) < 1e-4) || (c == 0 && n2 != 0) {
+			t.Fatalf("cluster %d: %d frames, centroid of norm %g", k, c, math.Sqrt(n2))
+		}
 	}
 	if _, err := safetensors.Parse(b); err != nil {
 		t.Fatal(err)
@@ -116,8 +128,8 @@ func TestAssignerLoadsSharedWeights(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		im, _ := src.Next(ctx)
 		im = fitFrame(im, cfg.Input.Size, cfg.Input.Channels)
-		c1, p1, _, _ := s.d.assign.Assign(im, nil)
-		c2, p2, _, _ := other.Assign(im, nil)
+		c1, p1, _, _ := s.d.assign.Assign(im, nil, nil)
+		c2, p2, _, _ := other.Assign(im, nil, nil)
 		if c1 != c2 || p1 != p2 {
 			t.Fatalf("frame %d: device cluster %d (%v), loaded %d (%v)", i, c1, p1, c2, p2)
 		}

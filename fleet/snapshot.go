@@ -21,9 +21,13 @@ import (
 type Snapshot struct {
 	Meta       SnapshotMeta
 	Prototypes []float32 // [K, D]
-	Counts     []int64   // [K]
-	Recent     []int64   // [K]
-	Model      []safetensors.Tensor
+	// Centroids is each cluster's mean embedding [K, D]: unit rows, zero
+	// for a cluster without recent frames; nil from a device that does
+	// not send them (the codebook then merges prototypes).
+	Centroids []float32
+	Counts    []int64 // [K]
+	Recent    []int64 // [K]
+	Model     []safetensors.Tensor
 	// Exemplars, when the device shares them: each cluster's newest frame
 	// as an ExemplarSize square thumbnail, [K, S, S, C] bytes; all zero for
 	// a cluster never assigned.
@@ -50,6 +54,7 @@ type SnapshotMeta struct {
 // Names of the snapshot's tensors.
 const (
 	TensorPrototypes = "prototypes"
+	TensorCentroids  = "centroids"
 	TensorCounts     = "counts"
 	TensorRecent     = "recent"
 	TensorExemplars  = "exemplars"
@@ -87,6 +92,9 @@ func (s *Snapshot) Encode() ([]byte, error) {
 		{Name: TensorCounts, Shape: []int{m.K}, Ints: s.Counts},
 		{Name: TensorRecent, Shape: []int{m.K}, Ints: s.Recent},
 	}
+	if s.Centroids != nil {
+		ts = append(ts, safetensors.Tensor{Name: TensorCentroids, Shape: []int{m.K, m.D}, Data: s.Centroids})
+	}
 	if s.Exemplars != nil {
 		ts = append(ts, safetensors.Tensor{Name: TensorExemplars, Shape: []int{m.K, ExemplarSize, ExemplarSize, s.ExemplarChannels}, Bytes: s.Exemplars})
 	}
@@ -105,8 +113,8 @@ func (s *Snapshot) Encode() ([]byte, error) {
 
 // ParseSnapshot reads and checks a snapshot from an untrusted source: its
 // size (at most maxBytes), the safetensors structure, the metadata, shapes
-// that agree with it, finite unit-norm prototype rows and non-negative
-// counts. It returns an error naming what is wrong.
+// that agree with it, finite unit-norm prototype rows, centroid rows that
+// are unit or zero, and non-negative counts. It returns an error naming what is wrong.
 func ParseSnapshot(b []byte, maxBytes int) (*Snapshot, error) {
 	if maxBytes > 0 && len(b) > maxBytes {
 		return nil, fmt.Errorf("snapshot of %d bytes is over the limit of %d", len(b), maxBytes)
@@ -181,6 +189,20 @@ func ParseSnapshot(b []byte, maxBytes int) (*Snapshot, error) {
 	for _, name := range f.Names() {
 		switch t := f.Tensors[name]; {
 		case name == TensorPrototypes || name == TensorCounts || name == TensorRecent:
+		case name == TensorCentroids:
+			if _, err := need(name, []int{m.K, m.D}, false); err != nil {
+				return nil, err
+			}
+			for k := 0; k < m.K; k++ {
+				var n2 float64
+				for _, v := range t.Data[k*m.D : (k+1)*m.D] {
+					n2 += float64(v) * float64(v)
+				}
+				if n2 != 0 && !(math.Abs(math.Sqrt(n2)-1) <= 1e-3) {
+					return nil, fmt.Errorf("snapshot: centroid %d has norm %g, want a unit or zero row", k, math.Sqrt(n2))
+				}
+			}
+			s.Centroids = t.Data
 		case name == TensorExemplars:
 			sh := t.Shape
 			if t.Bytes == nil || len(sh) != 4 || sh[0] != m.K || sh[1] != ExemplarSize || sh[2] != ExemplarSize || (sh[3] != 1 && sh[3] != 3) {

@@ -28,6 +28,8 @@ func TestSnapshotRoundTripAndDigest(t *testing.T) {
 	s.Model = []safetensors.Tensor{{Name: "model.w", Shape: []int{2}, Data: []float32{1, 2}}}
 	s.Exemplars, s.ExemplarChannels = make([]uint8, 8*ExemplarSize*ExemplarSize), 1
 	s.Exemplars[5] = 200
+	s.Centroids = make([]float32, 8*4)
+	s.Centroids[2*4+1] = 1 // cluster 2; the others have no frames
 	b, err := s.Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +43,7 @@ func TestSnapshotRoundTripAndDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.Meta != s.Meta || got.Counts[7] != s.Counts[7] || got.Prototypes[5] != s.Prototypes[5] || len(got.Model) != 1 ||
-		got.ExemplarChannels != 1 || got.Exemplars[5] != 200 {
+		got.ExemplarChannels != 1 || got.Exemplars[5] != 200 || len(got.Centroids) != 32 || got.Centroids[9] != 1 {
 		t.Fatalf("parsed %+v", got.Meta)
 	}
 }
@@ -70,7 +72,16 @@ func TestParseSnapshotRefusesBadInput(t *testing.T) {
 		"K disagrees": {withMeta(t, good, "k", "4"), "metadata says float32 [4 4]"},
 		"no counts":   {withoutTensor(t, good, TensorCounts), `no "counts" tensor`},
 		"negative":    {enc(func(s *Snapshot) { s.Recent[2] = -1 }), "negative"},
-		"bad device":  {enc(func(s *Snapshot) { s.Meta.Device = "a.b" }), "device id"},
+		"centroid not unit": {enc(func(s *Snapshot) {
+			s.Centroids = make([]float32, 8*4)
+			s.Centroids[13] = 0.5
+		}), "centroid 3 has norm 0.5"},
+		"centroid NaN": {enc(func(s *Snapshot) {
+			s.Centroids = make([]float32, 8*4)
+			s.Centroids[0] = float32(math.NaN())
+		}), "centroid 0"},
+		"centroids short": {withTensor(t, good, safetensors.Tensor{Name: TensorCentroids, Shape: []int{4, 4}, Data: make([]float32, 16)}), `"centroids" has shape [4 4]`},
+		"bad device":      {enc(func(s *Snapshot) { s.Meta.Device = "a.b" }), "device id"},
 		"model is NaN": {enc(func(s *Snapshot) {
 			s.Model = []safetensors.Tensor{{Name: "model.x", Shape: []int{1}, Data: []float32{float32(math.Inf(1))}}}
 		}), "non-finite"},
@@ -94,6 +105,15 @@ func withMeta(t *testing.T, b []byte, key, val string) []byte {
 		t.Fatal(err)
 	}
 	f.Metadata[key] = val
+	return rewrite(t, f, "")
+}
+
+func withTensor(t *testing.T, b []byte, add safetensors.Tensor) []byte {
+	f, err := safetensors.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Tensors[add.Name] = add
 	return rewrite(t, f, "")
 }
 

@@ -83,10 +83,18 @@ func (m *Model) Features(ctx *Ctx, x compute.Tensor) compute.Tensor {
 // Scores returns the prototype scores [N, K] of features [OutDim, N] in
 // inference mode.
 func (m *Model) Scores(ctx *Ctx, f compute.Tensor) compute.Tensor {
-	z, _ := m.Head.forward(ctx, f)
-	s := ctx.Empty(f.Shape()[1], m.Arch.Prototypes)
-	ctx.Be.MatMul(s, z, m.Prototypes.W, true, true, 1, 0)
+	s, _ := m.Embed(ctx, f)
 	return s
+}
+
+// Embed returns the prototype scores [N, K] of features [OutDim, N] and
+// the embeddings they come from, z [ProjDim, N] (unit columns), in
+// inference mode.
+func (m *Model) Embed(ctx *Ctx, f compute.Tensor) (scores, z compute.Tensor) {
+	z, _ = m.Head.forward(ctx, f)
+	scores = ctx.Empty(f.Shape()[1], m.Arch.Prototypes)
+	ctx.Be.MatMul(scores, z, m.Prototypes.W, true, true, 1, 0)
+	return scores, z
 }
 
 // ParamCount is the number of learned scalars.

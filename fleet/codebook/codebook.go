@@ -1,11 +1,13 @@
-// Package codebook merges the prototypes of many devices into one set of
+// Package codebook merges the clusters of many devices into one set of
 // fleet clusters, and says for every device cluster which fleet cluster
-// it is. Prototypes only compare across devices whose encoders share a
+// it is. Clusters only compare across devices whose encoders share a
 // feature space, so only devices on the fleet's base model are merged; the
 // others are listed as unaligned, with the reason.
 //
-// The merge follows k-FED (Dennis et al. 2021): the used prototypes of
-// every device are points on the unit sphere weighted by their counts;
+// The merge follows k-FED (Dennis et al. 2021): every used device cluster
+// is a point on the unit sphere, its centroid (the mean embedding of its
+// frames; its prototype where the device sends no centroids), weighted by
+// its count;
 // spherical k-means from a farthest-first start finds the fleet clusters;
 // clusters with fewer than MinCount assignments are dropped; every device
 // cluster maps to its nearest remaining fleet cluster by cosine. The same
@@ -18,6 +20,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/swavd/swavd/fleet"
@@ -121,7 +124,7 @@ func Build(inputs []Input, o Options) *Codebook {
 			for k := 0; k < s.Meta.K; k++ {
 				if s.Counts[k] > 0 {
 					dev.Used++
-					pts = append(pts, point{x: unit(s.Prototypes[k*o.D : (k+1)*o.D]), w: float64(s.Counts[k])})
+					pts = append(pts, point{x: position(s, k), w: float64(s.Counts[k])})
 				}
 			}
 			aligned = append(aligned, len(cb.Devices))
@@ -157,7 +160,7 @@ func Build(inputs []Input, o Options) *Codebook {
 			if len(kept) == 0 {
 				continue
 			}
-			x := unit(s.Prototypes[k*o.D : (k+1)*o.D])
+			x := position(s, k)
 			c := nearest(x, kept)
 			sim := dot(x, kept[c])
 			dev.Map[k], dev.Similarity[k] = ids[c], round6(sim)
@@ -189,6 +192,21 @@ func Build(inputs []Input, o Options) *Codebook {
 	return cb
 }
 
+// position is where device cluster k sits in the shared embedding space:
+// its centroid (the mean embedding of its frames) where the device sends
+// one, else its prototype. Prototypes are placed to separate a device's
+// own clusters, so the same content sits at different prototypes on
+// devices that see different scenes; centroids are where it is.
+func position(s *fleet.Snapshot, k int) []float64 {
+	d := s.Meta.D
+	if s.Centroids != nil {
+		if c := s.Centroids[k*d : (k+1)*d]; slices.ContainsFunc(c, func(v float32) bool { return v != 0 }) {
+			return unit(c)
+		}
+	}
+	return unit(s.Prototypes[k*d : (k+1)*d])
+}
+
 // check says why a snapshot cannot be merged ("" if it can).
 func check(s *fleet.Snapshot, o Options) string {
 	switch {
@@ -204,6 +222,13 @@ func check(s *fleet.Snapshot, o Options) string {
 		return fmt.Sprintf("K=%d, D=%d; the base's are K=%d, D=%d", s.Meta.K, s.Meta.D, o.K, o.D)
 	case len(s.Counts) != s.Meta.K || len(s.Prototypes) != s.Meta.K*s.Meta.D:
 		return "no counts"
+	case s.Centroids != nil && len(s.Centroids) != s.Meta.K*s.Meta.D:
+		return fmt.Sprintf("%d centroid values for K=%d, D=%d", len(s.Centroids), s.Meta.K, s.Meta.D)
+	}
+	for i, v := range s.Centroids {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Sprintf("centroid %d is not finite", i/s.Meta.D)
+		}
 	}
 	var total int64
 	for k, c := range s.Counts {

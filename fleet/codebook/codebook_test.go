@@ -93,6 +93,38 @@ func TestMergeFindsTheSharedClusters(t *testing.T) {
 	}
 }
 
+// Devices that send centroids are merged by them, not by their
+// prototypes: here each device's prototypes point along misleading axes
+// (prototypes separate a device's own clusters, wherever its frames are),
+// while the centroids say cam-a's cluster 0 and cam-b's cluster 1 hold the
+// same content (axis 5). A cluster whose centroid row is zero (no frames
+// since the device's centroids started) falls back to its prototype.
+func TestCentroidsPlaceTheClusters(t *testing.T) {
+	a := dev("cam-a", []int{0, 1, 2, 3}, []int64{50, 50, 50, 50}, 6)
+	b := dev("cam-b", []int{3, 2, 1, 0}, []int64{50, 50, 50, 50}, 7)
+	centroidsOf := func(axes ...int) []float32 {
+		c := make([]float32, len(axes)*8)
+		for k, ax := range axes {
+			if ax >= 0 {
+				c[k*8+ax] = 1
+			}
+		}
+		return c
+	}
+	a.Snapshot.Centroids = centroidsOf(5, 6, 7, -1) // cluster 3: none yet
+	b.Snapshot.Centroids = centroidsOf(4, 5, 6, 7)
+	cb := Build([]Input{a, b}, opts(5, 1)) // five places: axes 3 (a prototype) to 7
+	ma, mb := cb.Devices[0].Map, cb.Devices[1].Map
+	if ma[0] != mb[1] || ma[1] != mb[2] || ma[2] != mb[3] {
+		t.Fatalf("clusters with the same centroid map apart: cam-a %v, cam-b %v", ma, mb)
+	}
+	// cam-a's cluster 3 is placed by its prototype (axis 3); cam-b's
+	// cluster 0 has a prototype there too, but its centroid is on axis 4.
+	if ma[3] == mb[0] || ma[0] == mb[0] || cb.Devices[0].Similarity[3] < 0.99 {
+		t.Fatalf("clusters placed by prototype where a centroid exists: cam-a %v, cam-b %v, similarities %v", ma, mb, cb.Devices[0].Similarity)
+	}
+}
+
 // The centre of a fleet cluster is the count-weighted mean direction.
 func TestCentresAreWeighted(t *testing.T) {
 	mk := func(id string, v []float64, w int64) Input {
