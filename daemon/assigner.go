@@ -97,10 +97,8 @@ func (a *Assigner) Step() int {
 }
 
 // Assign returns the cluster of a frame at the working size, its
-// probability, (if probs is not nil) every cluster's probability and (if
-// emb is not nil) the frame's embedding, the unit vector [ProjDim] the
-// prototypes score.
-func (a *Assigner) Assign(im *capture.Image, probs, emb []float32) (cluster int, conf float64, step int, err error) {
+// probability, and (if probs is not nil) every cluster's probability.
+func (a *Assigner) Assign(im *capture.Image, probs []float32) (cluster int, conf float64, step int, err error) {
 	if im.W != a.inSz || im.H != a.inSz || im.C != a.inC {
 		return 0, 0, 0, fmt.Errorf("assign: frame %dx%dx%d, want %dx%dx%d", im.W, im.H, im.C, a.inSz, a.inSz, a.inC)
 	}
@@ -110,11 +108,8 @@ func (a *Assigner) Assign(im *capture.Image, probs, emb []float32) (cluster int,
 	ctx := &model.Ctx{Be: a.be}
 	x := ctx.New(3, 1, a.size, a.size)
 	a.be.Upload(x, a.host)
-	s, z := a.m.Embed(ctx, a.m.Features(ctx, x))
+	s := a.m.Scores(ctx, a.m.Features(ctx, x))
 	a.be.Download(a.sc, s)
-	if emb != nil {
-		a.be.Download(emb, z)
-	}
 	ctx.Free()
 	cluster, conf = softmax(a.sc, a.temp, probs)
 	if math.IsNaN(conf) {
@@ -219,4 +214,58 @@ func (a *Assigner) LoadWeights(tensors []safetensors.Tensor, step int) error {
 	}
 	a.step = step
 	return nil
+}
+
+// centroidBatch is how many frames Centroids embeds at a time.
+const centroidBatch = 64
+
+// Centroids embeds frames (at the working size) and returns each
+// cluster's centroid: the mean embedding of the frames assigned to it, as
+// a unit row of [K, ProjDim]; a zero row for a cluster no frame reaches.
+// The fleet merges clusters by them (see fleet/codebook). Call it on an
+// assigner of its own (it holds the lock one batch at a time).
+func (a *Assigner) Centroids(frames []*capture.Image) ([]float32, error) {
+	K, D := a.m.Arch.Prototypes, a.m.Arch.ProjDim
+	sum := make([]float64, K*D)
+	host := make([]float32, 3*centroidBatch*a.size*a.size)
+	sc, z := make([]float32, centroidBatch*K), make([]float32, D*centroidBatch)
+	for lo := 0; lo < len(frames); lo += centroidBatch {
+		n := min(centroidBatch, len(frames)-lo)
+		for i, im := range frames[lo : lo+n] {
+			if im.W != a.inSz || im.H != a.inSz || im.C != a.inC {
+				return nil, fmt.Errorf("centroids: frame %dx%dx%d, want %dx%dx%d", im.W, im.H, im.C, a.inSz, a.inSz, a.inC)
+			}
+			a.views.Resize(host, n, i, a.size, im)
+		}
+		a.mu.Lock()
+		ctx := &model.Ctx{Be: a.be}
+		x := ctx.New(3, n, a.size, a.size)
+		a.be.Upload(x, host[:3*n*a.size*a.size])
+		s, zt := a.m.Embed(ctx, a.m.Features(ctx, x))
+		a.be.Download(sc[:n*K], s)
+		a.be.Download(z[:D*n], zt)
+		ctx.Free()
+		a.mu.Unlock()
+		for j := 0; j < n; j++ {
+			k, _ := softmax(sc[j*K:(j+1)*K], a.temp, nil)
+			for d := 0; d < D; d++ {
+				sum[k*D+d] += float64(z[d*n+j])
+			}
+		}
+	}
+	out := make([]float32, K*D)
+	for k := 0; k < K; k++ {
+		var n2 float64
+		for _, v := range sum[k*D : (k+1)*D] {
+			n2 += v * v
+		}
+		if n2 == 0 || math.IsNaN(n2) || math.IsInf(n2, 0) {
+			continue
+		}
+		inv := 1 / math.Sqrt(n2)
+		for d := 0; d < D; d++ {
+			out[k*D+d] = float32(sum[k*D+d] * inv)
+		}
+	}
+	return out, nil
 }

@@ -22,7 +22,7 @@ func BenchmarkAssignEdgeSmall(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, _, err := a.Assign(im, nil, nil); err != nil {
+		if _, _, _, err := a.Assign(im, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -110,7 +110,7 @@ func New(o Options) (*Daemon, error) {
 	}
 	d := &Daemon{o: o, started: time.Now(), ring: NewRing(dc.RingSize),
 		replay: NewReplay(dc.ReplaySize, cfg.Input.Size, cfg.Input.Channels, dc.ReplayRecent, cfg.Seed),
-		stats:  NewStats(cfg.Model.Prototypes, cfg.Model.ProjDim, dc.RecentWindow, dc.Exemplars),
+		stats:  NewStats(cfg.Model.Prototypes, dc.RecentWindow, dc.Exemplars),
 		events: newBroadcaster(), ckptReq: make(chan chan ckptResult), baseReq: make(chan baseLoad),
 		uploads: make(chan struct{}, uploadSlots()),
 		backend: o.Info}
@@ -337,13 +337,12 @@ func (d *Daemon) reject(err error) {
 }
 
 func (d *Daemon) assignLoop(ctx context.Context) {
-	emb := make([]float32, d.config().Model.ProjDim)
 	for {
 		f, ok := d.ring.Pop(ctx)
 		if !ok {
 			return
 		}
-		c, conf, step, err := d.assign.Assign(f.Img, nil, emb)
+		c, conf, step, err := d.assign.Assign(f.Img, nil)
 		if err != nil {
 			d.o.Log.Warnf("assign: frame %d: %v", f.Seq, err)
 			continue
@@ -351,7 +350,7 @@ func (d *Daemon) assignLoop(ctx context.Context) {
 		now := time.Now()
 		lat := now.Sub(f.At)
 		d.metrics.observeLatency(lat)
-		d.stats.Add(c, conf, now, f.Img, emb)
+		d.stats.Add(c, conf, now, f.Img)
 		d.assigned.Add(1)
 		ev := api.Assignment{Seq: f.Seq, At: now, Cluster: c, Confidence: conf, LatencyMS: lat.Seconds() * 1e3, Step: step}
 		if f.Img.Label >= 0 {

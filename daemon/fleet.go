@@ -6,12 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/swavd/swavd/api"
+	"github.com/swavd/swavd/capture"
+	"github.com/swavd/swavd/config"
 	"github.com/swavd/swavd/fleet"
 	"github.com/swavd/swavd/fleet/link"
 	"github.com/swavd/swavd/model"
@@ -77,7 +80,6 @@ func (d *Daemon) loadBase(req baseLoad) error {
 	d.base, d.wantsBase, d.awaitBase = req.digest, false, false
 	d.training.Step = d.sess.Trainer.Step
 	d.mu.Unlock()
-	d.stats.ResetCentroids() // embeddings of the old weights
 	d.assign.Publish(d.sess.Model, d.sess.Trainer.Step)
 	d.o.Log.Infof("fleet: started from base %s at step %d", req.digest, d.sess.Trainer.Step)
 	if _, err := d.checkpointNow(); err != nil {
@@ -126,7 +128,14 @@ func (d *Daemon) fleetSnapshot() (*fleet.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	protos, weights, step := d.assign.Weights(cfg.Fleet.Share == "model")
+	protos, weights, step := d.assign.Weights(true)
+	centroids, err := d.centroids(cfg, weights, step)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Fleet.Share != "model" {
+		weights = nil
+	}
 	counts, recent := d.stats.Counts()
 	arch, _ := json.Marshal(cfg.Model)
 	modelCfg, _ := json.Marshal(struct {
@@ -137,7 +146,7 @@ func (d *Daemon) fleetSnapshot() (*fleet.Snapshot, error) {
 	s := &fleet.Snapshot{
 		Meta: fleet.SnapshotMeta{Device: id, Step: step, Preset: cfg.Preset, Arch: string(arch), ConfigDigest: hex.EncodeToString(sum[:]),
 			Version: d.o.Version, TakenAt: time.Now().UTC(), K: cfg.Model.Prototypes, D: cfg.Model.ProjDim},
-		Prototypes: protos, Centroids: d.stats.Centroids(), Counts: counts, Recent: recent, Model: weights,
+		Prototypes: protos, Centroids: centroids, Counts: counts, Recent: recent, Model: weights,
 	}
 	d.mu.Lock()
 	s.Meta.Base = d.base
@@ -146,6 +155,33 @@ func (d *Daemon) fleetSnapshot() (*fleet.Snapshot, error) {
 		s.Exemplars, s.ExemplarChannels = d.stats.Thumbnails(fleet.ExemplarSize, cfg.Input.Channels), cfg.Input.Channels
 	}
 	return s, nil
+}
+
+// centroidFrames is how many replay frames a snapshot's centroids average.
+const centroidFrames = 2048
+
+// centroids are the snapshot's cluster centroids under the weights it
+// shares (the inference tensors of step): frames drawn from the replay
+// buffer go through a private copy of the model, so the live assigner is
+// not held up. Nil while the replay buffer is empty.
+func (d *Daemon) centroids(cfg *config.Config, weights []safetensors.Tensor, step int) ([]float32, error) {
+	n := min(d.replay.Len(), centroidFrames)
+	if n == 0 {
+		return nil, nil
+	}
+	frames := make([]*capture.Image, n)
+	if err := d.replay.Sample(frames, rand.New(rand.NewPCG(uint64(step), 0xce47))); err != nil {
+		return nil, err
+	}
+	a, err := NewAssigner(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	if err := a.LoadWeights(weights, step); err != nil {
+		return nil, err
+	}
+	return a.Centroids(frames)
 }
 
 // startFleet opens the fleet link when fleet.url is set. A link that

@@ -168,10 +168,10 @@ func TestReplayFileHoldsTheFilledSlotsOnly(t *testing.T) {
 }
 
 func TestStatsWindowEntropyAndSaveRestore(t *testing.T) {
-	s := NewStats(4, 2, 4, 2)
+	s := NewStats(4, 4, 2)
 	now := time.Now()
 	for i, c := range []int{0, 0, 1, 2, 3, 3} {
-		s.Add(c, 0.5, now, gray(2, uint8(i), -1), nil)
+		s.Add(c, 0.5, now, gray(2, uint8(i), -1))
 	}
 	u := s.Usage()
 	if u.Used != 4 || u.RecentUsed != 3 { // window holds 1, 2, 3, 3
@@ -188,63 +188,15 @@ func TestStatsWindowEntropyAndSaveRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2 := NewStats(4, 2, 4, 2)
+	s2 := NewStats(4, 4, 2)
 	if err := json.Unmarshal(b, s2); err != nil {
 		t.Fatal(err)
 	}
 	if s2.Usage() != u {
 		t.Fatalf("restored usage %+v, want %+v", s2.Usage(), u)
 	}
-	if err := json.Unmarshal(b, NewStats(5, 2, 4, 2)); err == nil {
+	if err := json.Unmarshal(b, NewStats(5, 4, 2)); err == nil {
 		t.Fatal("statistics for 4 clusters loaded into 5")
-	}
-}
-
-// TestClusterCentroids: a centroid is the mean embedding of the cluster's
-// frames (unit row out), then a moving average after centroidHorizon
-// frames; a cluster without frames has a zero row; centroids survive a
-// checkpoint and are forgotten on reset; embeddings of another dimension
-// are skipped.
-func TestClusterCentroids(t *testing.T) {
-	s := NewStats(3, 2, 8, 0)
-	now := time.Now()
-	s.Add(0, 1, now, nil, []float32{1, 0})
-	s.Add(0, 1, now, nil, []float32{0, 1})
-	s.Add(1, 1, now, nil, []float32{0, -1})
-	s.Add(1, 1, now, nil, []float32{1, 2, 3}) // another model's dimension
-	s.Add(2, 1, now, nil, nil)
-	want := []float32{float32(math.Sqrt(0.5)), float32(math.Sqrt(0.5)), 0, -1, 0, 0}
-	near := func(got []float32) bool {
-		for i := range want {
-			if math.Abs(float64(got[i]-want[i])) > 1e-6 {
-				return false
-			}
-		}
-		return true
-	}
-	if got := s.Centroids(); !near(got) {
-		t.Fatalf("centroids %v, want %v", got, want)
-	}
-	b, _ := json.Marshal(s)
-	s2 := NewStats(3, 2, 8, 0)
-	if err := json.Unmarshal(b, s2); err != nil || !near(s2.Centroids()) {
-		t.Fatalf("restored centroids %v (%v), want %v", s2.Centroids(), err, want)
-	}
-	s2.ResetCentroids()
-	if got := s2.Centroids(); slices.ContainsFunc(got, func(v float32) bool { return v != 0 }) {
-		t.Fatalf("centroids after a reset: %v", got)
-	}
-	// Past the horizon the oldest frames fade: after many frames at (1, 0)
-	// and then as many at (0, 1), the centroid leans to the newer.
-	s3 := NewStats(1, 2, 8, 0)
-	for i := 0; i < 4*centroidHorizon; i++ {
-		s3.Add(0, 1, now, nil, []float32{1, 0})
-	}
-	for i := 0; i < centroidHorizon; i++ {
-		s3.Add(0, 1, now, nil, []float32{0, 1})
-	}
-	if c := s3.Centroids(); !(c[1] > c[0]) {
-		t.Fatalf("centroid %v does not follow the newer frames", c)
 	}
 }
 

@@ -230,7 +230,7 @@ func (d *Daemon) handleAssign(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	probs := make([]float32, cfg.Model.Prototypes)
-	c, conf, step, err := d.assign.Assign(im, probs, nil)
+	c, conf, step, err := d.assign.Assign(im, probs)
 	if err != nil {
 		return err
 	}

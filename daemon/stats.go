@@ -29,43 +29,19 @@ type Stats struct {
 	recentCnt []int
 	exemplars [][]*capture.Image // newest first
 	keep      int
-	// centroid holds each cluster's mean embedding [k][d], the mean of its
-	// first centroidHorizon frames, then a moving average over about as
-	// many (it follows the model as it adapts); centroidN counts up to the
-	// horizon. The fleet merges clusters by them: a prototype is a
-	// direction that separates a device's clusters, placed relative to its
-	// other clusters, while the centroid is where the cluster's frames are.
-	d         int
-	centroid  []float64
-	centroidN []uint32
 }
 
-// centroidHorizon is how many frames a centroid averages over.
-const centroidHorizon = 256
-
-// NewStats tracks k clusters of embeddings of dimension d, a window of
-// `window` recent assignments and `exemplars` thumbnails per cluster.
-func NewStats(k, d, window, exemplars int) *Stats {
+// NewStats tracks k clusters, a window of `window` recent assignments and
+// `exemplars` thumbnails per cluster.
+func NewStats(k, window, exemplars int) *Stats {
 	return &Stats{k: k, total: make([]uint64, k), confSum: make([]float64, k), lastSeen: make([]time.Time, k),
-		recent: make([]int32, window), recentCnt: make([]int, k), exemplars: make([][]*capture.Image, k), keep: exemplars,
-		d: d, centroid: make([]float64, k*d), centroidN: make([]uint32, k)}
+		recent: make([]int32, window), recentCnt: make([]int, k), exemplars: make([][]*capture.Image, k), keep: exemplars}
 }
 
-// Add records one assignment of frame im, whose embedding is emb (nil:
-// none, or not of this model's dimension: the centroids skip it).
-func (s *Stats) Add(cluster int, conf float64, at time.Time, im *capture.Image, emb []float32) {
+// Add records one assignment of frame im.
+func (s *Stats) Add(cluster int, conf float64, at time.Time, im *capture.Image) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(emb) == s.d {
-		if s.centroidN[cluster] < centroidHorizon {
-			s.centroidN[cluster]++
-		}
-		rate := 1 / float64(s.centroidN[cluster])
-		c := s.centroid[cluster*s.d : (cluster+1)*s.d]
-		for i, v := range emb {
-			c[i] += rate * (float64(v) - c[i])
-		}
-	}
 	s.total[cluster]++
 	s.confSum[cluster] += conf
 	s.lastSeen[cluster] = at
@@ -114,38 +90,6 @@ func (s *Stats) Counts() (total, recent []int64) {
 		total[i], recent[i] = int64(s.total[i]), int64(s.recentCnt[i])
 	}
 	return total, recent
-}
-
-// Centroids returns each cluster's mean embedding as a unit row, [k, d];
-// a zero row for a cluster without frames since the centroids were reset.
-func (s *Stats) Centroids() []float32 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]float32, s.k*s.d)
-	for k := 0; k < s.k; k++ {
-		c := s.centroid[k*s.d : (k+1)*s.d]
-		var n2 float64
-		for _, v := range c {
-			n2 += v * v
-		}
-		if s.centroidN[k] == 0 || n2 == 0 {
-			continue
-		}
-		inv := 1 / math.Sqrt(n2)
-		for i, v := range c {
-			out[k*s.d+i] = float32(v * inv)
-		}
-	}
-	return out
-}
-
-// ResetCentroids forgets the centroids: embeddings of another model (a new
-// base) do not average with the old ones.
-func (s *Stats) ResetCentroids() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	clear(s.centroid)
-	clear(s.centroidN)
 }
 
 // Thumbnails returns each cluster's newest exemplar fitted to a size x
@@ -237,18 +181,13 @@ type statsFile struct {
 	ConfSum  []float64   `json:"conf_sum"`
 	LastSeen []time.Time `json:"last_seen"`
 	Recent   []int32     `json:"recent"` // oldest first
-	// Centroids [k*d] and CentroidN [k]; absent in statistics saved
-	// before them (they start again).
-	D         int       `json:"d,omitempty"`
-	Centroids []float64 `json:"centroids,omitempty"`
-	CentroidN []uint32  `json:"centroid_n,omitempty"`
 }
 
 // MarshalJSON saves the counters.
 func (s *Stats) MarshalJSON() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f := statsFile{K: s.k, Total: s.total, ConfSum: s.confSum, LastSeen: s.lastSeen, D: s.d, Centroids: s.centroid, CentroidN: s.centroidN}
+	f := statsFile{K: s.k, Total: s.total, ConfSum: s.confSum, LastSeen: s.lastSeen}
 	start := (s.recentPos - s.recentN + len(s.recent)) % len(s.recent)
 	for i := 0; i < s.recentN; i++ {
 		f.Recent = append(f.Recent, s.recent[(start+i)%len(s.recent)])
@@ -270,23 +209,11 @@ func (s *Stats) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("cluster statistics name cluster %d of %d", c, s.k)
 		}
 	}
-	centroids := f.D == s.d && len(f.Centroids) == s.k*s.d && len(f.CentroidN) == s.k
-	for _, v := range f.Centroids {
-		centroids = centroids && !math.IsNaN(v) && !math.IsInf(v, 0)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	copy(s.total, f.Total)
 	copy(s.confSum, f.ConfSum)
 	copy(s.lastSeen, f.LastSeen)
-	clear(s.centroid)
-	clear(s.centroidN)
-	if centroids {
-		copy(s.centroid, f.Centroids)
-		for k, n := range f.CentroidN {
-			s.centroidN[k] = min(n, centroidHorizon)
-		}
-	}
 	clear(s.recentCnt)
 	s.recentPos, s.recentN = 0, 0
 	if len(f.Recent) > len(s.recent) {

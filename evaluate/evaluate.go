@@ -164,25 +164,3 @@ func Run(m *model.Model, v *augment.Views, size int, bank, test []*capture.Image
 		TestImages:       len(test), BankImages: len(bank),
 	}, nil
 }
-
-// EmbedScores (scratch) returns the scores [n][K] of imgs.
-func EmbedScores(m *model.Model, v *augment.Views, size int, imgs []*capture.Image, batch int) ([]float32, error) {
-	be := m.Backend()
-	K := m.Arch.Prototypes
-	out := make([]float32, len(imgs)*K)
-	host := make([]float32, 3*batch*size*size)
-	for lo := 0; lo < len(imgs); lo += batch {
-		hi := min(lo+batch, len(imgs))
-		n := hi - lo
-		for i := lo; i < hi; i++ {
-			v.Resize(host, n, i-lo, size, imgs[i])
-		}
-		ctx := &model.Ctx{Be: be}
-		x := ctx.New(3, n, size, size)
-		be.Upload(x, host[:3*n*size*size])
-		s := m.Scores(ctx, m.Features(ctx, x))
-		be.Download(out[lo*K:hi*K], s)
-		ctx.Free()
-	}
-	return out, nil
-}

@@ -191,7 +191,7 @@ func runEvaluation(devs []*evalDevice, testSpec string, served codebook.Codebook
 				continue
 			}
 			fit := augment.Fit(im, d.cfg.Input.Size, d.cfg.Input.Channels)
-			cl, _, _, err := d.asg.Assign(fit, nil, nil)
+			cl, _, _, err := d.asg.Assign(fit, nil)
 			if err != nil {
 				return nil, err
 			}

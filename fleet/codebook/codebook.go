@@ -75,9 +75,9 @@ type Device struct {
 	Aligned  bool   `json:"aligned"`
 	Reason   string `json:"reason,omitempty"` // why it is left out
 	Used     int    `json:"used"`             // its clusters with assignments
-	// Drift is the mean cosine between its used prototypes and their fleet
-	// clusters: 1 on the codebook, lower as the device adapts away from the
-	// fleet.
+	// Drift is the mean cosine between its used clusters (their centroids,
+	// else prototypes) and their fleet clusters: 1 on the codebook, lower as
+	// the device adapts away from the fleet.
 	Drift float64 `json:"drift"`
 	// Map gives each device cluster's fleet cluster id, Similarity its
 	// cosine to that cluster's centre.

@@ -177,7 +177,7 @@ Codebook: <code>{{short .Codebook.Digest}}</code>, {{len .Codebook.Clusters}} fl
 {{end}}</table>
 {{if .Unaligned}}<h2>Left out of the codebook</h2><table><tr><th>device</th><th>why</th></tr>
 {{range .Unaligned}}<tr><td>{{.Device}}</td><td>{{.Reason}}</td></tr>{{end}}</table>{{end}}
-<p class="off">Drift: the mean cosine between a device's used prototypes and their fleet clusters; 1 is on the codebook. Rebase (swavctl fleet rebase) a device whose drift keeps falling while its scene has not changed.</p>
+<p class="off">Drift: the mean cosine between a device's used clusters (their centroids) and their fleet clusters; 1 is on the codebook. Rebase (swavctl fleet rebase) a device whose drift keeps falling while its scene has not changed.</p>
 </body></html>
 `))
 

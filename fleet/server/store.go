@@ -287,7 +287,7 @@ func (s *Store) Claim(ctx context.Context, round int64, id, by string) (bool, er
 }
 
 // Base is the fleet's base model: a `swavd train` checkpoint every device
-// with fleet.base starts from, so that their prototypes share one space.
+// with fleet.base starts from, so that their embeddings share one space.
 type Base struct {
 	Digest string    `json:"digest"`
 	Preset string    `json:"preset"`
