@@ -120,8 +120,9 @@ func (d *Daemon) deviceID() (string, error) {
 }
 
 // fleetSnapshot is what the device shares: the prototypes in use, each
-// cluster's centroid (mean embedding) and the per-cluster counts; the model's weights when fleet.share is model, and
-// thumbnails of each cluster's newest frame with fleet.share_exemplars.
+// cluster's centroid (mean embedding) and the per-cluster counts; the
+// model's weights when fleet.share is model, and thumbnails of each
+// cluster's newest frame with fleet.share_exemplars.
 func (d *Daemon) fleetSnapshot() (*fleet.Snapshot, error) {
 	cfg := d.config()
 	id, err := d.deviceID()
@@ -130,8 +131,8 @@ func (d *Daemon) fleetSnapshot() (*fleet.Snapshot, error) {
 	}
 	protos, weights, step := d.assign.Weights(true)
 	centroids, err := d.centroids(cfg, weights, step)
-	if err != nil {
-		return nil, err
+	if err != nil { // the fleet then places the clusters by their prototypes
+		d.o.Log.Warnf("fleet: snapshot without centroids: %v", err)
 	}
 	if cfg.Fleet.Share != "model" {
 		weights = nil
