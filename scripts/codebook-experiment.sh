@@ -114,20 +114,23 @@ if command -v chromium > /dev/null; then
   chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,2400 \
     --screenshot="$PWD/$OUT/fleet-page.png" "$SWAV_FLEET_SERVER/" 2> /dev/null || true
 fi
-$BIN/swav-fleet evaluate --test "idx:$DATA/t10k" base-a=0,1,2,3 base-b=3,4,5,6 base-c=6,7,8,9 | tee -a "$OUT/results.txt"
-$BIN/swav-fleet evaluate --json --test "idx:$DATA/t10k" base-a=0,1,2,3 base-b=3,4,5,6 base-c=6,7,8,9 > "$OUT/base.json"
-log "   with 16 fleet clusters instead of codebook.clusters:"
-$BIN/swav-fleet evaluate --clusters 16 --test "idx:$DATA/t10k" base-a=0,1,2,3 base-b=3,4,5,6 base-c=6,7,8,9 | tee -a "$OUT/results.txt"
+# score NAME PREFIX [FLAG]: the group PREFIX-a/b/c through the codebook,
+# with codebook.clusters and with 16 fleet clusters; JSON in $OUT/NAME.json.
+score() {
+  local name=$1 p=$2; shift 2
+  local devs="$p-a=0,1,2,3 $p-b=3,4,5,6 $p-c=6,7,8,9"
+  $BIN/swav-fleet evaluate "$@" --test "idx:$DATA/t10k" $devs | tee -a "$OUT/results.txt"
+  $BIN/swav-fleet evaluate "$@" --json --test "idx:$DATA/t10k" $devs > "$OUT/$name.json"
+  log "   with 16 fleet clusters instead of codebook.clusters:"
+  $BIN/swav-fleet evaluate "$@" --clusters 16 --test "idx:$DATA/t10k" $devs | tee -a "$OUT/results.txt"
+}
+score base base
 if [ "$ALL_GROUP" = 1 ]; then
   log "   devices on the base that adapted everything:"
-  $BIN/swav-fleet evaluate --test "idx:$DATA/t10k" all-a=0,1,2,3 all-b=3,4,5,6 all-c=6,7,8,9 | tee -a "$OUT/results.txt"
-  $BIN/swav-fleet evaluate --json --test "idx:$DATA/t10k" all-a=0,1,2,3 all-b=3,4,5,6 all-c=6,7,8,9 > "$OUT/all.json"
-  $BIN/swav-fleet evaluate --clusters 16 --test "idx:$DATA/t10k" all-a=0,1,2,3 all-b=3,4,5,6 all-c=6,7,8,9 | tee -a "$OUT/results.txt"
+  score all all
 fi
 if [ "$RANDOM_GROUP" = 1 ]; then
   log "   devices from random weights, merged anyway:"
-  $BIN/swav-fleet evaluate --force-merge --test "idx:$DATA/t10k" rand-a=0,1,2,3 rand-b=3,4,5,6 rand-c=6,7,8,9 | tee -a "$OUT/results.txt"
-  $BIN/swav-fleet evaluate --force-merge --json --test "idx:$DATA/t10k" rand-a=0,1,2,3 rand-b=3,4,5,6 rand-c=6,7,8,9 > "$OUT/random.json"
-  $BIN/swav-fleet evaluate --clusters 16 --force-merge --test "idx:$DATA/t10k" rand-a=0,1,2,3 rand-b=3,4,5,6 rand-c=6,7,8,9 | tee -a "$OUT/results.txt"
+  score random rand --force-merge
 fi
 log "done: $OUT/results.txt, codebook.txt, base.json, all.json, random.json, mosaic.png, fleet-page.png"

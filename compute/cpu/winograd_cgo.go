@@ -20,9 +20,7 @@ func (b *Backend) winogradConv(y, x, w []float32, g convGeom) {
 	defer b.Release(u)
 	C.swav_wino_filter(fptr(u.data), fptr(w), C.int(g.Co), C.int(g.C))
 	b.winogradChunks(g, func(c wChunk) {
-		parallel(g.C, 1, func(lo, hi int) {
-			C.swav_wino_input(fptr(c.v), C.size_t(c.planeV), fptr(x), C.int(g.C), C.int(g.N), C.int(g.H), C.int(g.W), C.int(c.n0), C.int(c.n1), C.int(lo), C.int(hi))
-		})
+		winogradInput(x, g, c)
 		for e := 0; e < 16; e++ {
 			gemm(false, false, g.Co, c.T, g.C, 1, u.data[e*g.Co*g.C:], g.C, c.v[e*c.planeV:], c.T, 0, c.m[e*c.planeM:], c.T)
 		}
@@ -46,9 +44,7 @@ func (b *Backend) winogradGradFilter(dw, dy, x []float32, g convGeom, beta float
 	defer b.Release(du)
 	first := true
 	b.winogradChunks(g, func(c wChunk) {
-		parallel(g.C, 1, func(lo, hi int) {
-			C.swav_wino_input(fptr(c.v), C.size_t(c.planeV), fptr(x), C.int(g.C), C.int(g.N), C.int(g.H), C.int(g.W), C.int(c.n0), C.int(c.n1), C.int(lo), C.int(hi))
-		})
+		winogradInput(x, g, c)
 		parallel(g.Co, 1, func(lo, hi int) {
 			C.swav_wino_outgrad(fptr(c.m), C.size_t(c.planeM), fptr(dy), C.int(g.Co), C.int(g.N), C.int(g.H), C.int(g.W), C.int(c.n0), C.int(c.n1), C.int(lo), C.int(hi))
 		})
@@ -65,4 +61,12 @@ func (b *Backend) winogradGradFilter(dw, dy, x []float32, g convGeom, beta float
 		})
 	})
 	C.swav_wino_filter_grad(fptr(dw), fptr(du.data), C.int(g.Co), C.int(g.C), C.float(beta))
+}
+
+// winogradInput transforms the chunk's input tiles into c.v, split over
+// the cores by channel.
+func winogradInput(x []float32, g convGeom, c wChunk) {
+	parallel(g.C, 1, func(lo, hi int) {
+		C.swav_wino_input(fptr(c.v), C.size_t(c.planeV), fptr(x), C.int(g.C), C.int(g.N), C.int(g.H), C.int(g.W), C.int(c.n0), C.int(c.n1), C.int(lo), C.int(hi))
+	})
 }
