@@ -3,12 +3,13 @@
 # BEFORE (a commit, default HEAD) and from the working tree, then runs
 # `swavd bench --preset edge-small --backend cpu` PAIRS times at batch 64
 # and 16, before then after, and prints each pair's ratio (after / before).
-# Usage: BEFORE=HEAD~1 PAIRS=3 scripts/lever-ab.sh
+# Usage: BEFORE=HEAD~1 PAIRS=3 [BATCHES="64 16"] scripts/lever-ab.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BEFORE=${BEFORE:-HEAD}
 PAIRS=${PAIRS:-3}
 STEPS=${STEPS:-10}
+BATCHES=${BATCHES:-64 16}
 OUT=${OUT:-runs/lever-ab}
 mkdir -p "$OUT"
 tree=$(mktemp -d)
@@ -17,7 +18,7 @@ git worktree add --detach "$tree" "$BEFORE" >/dev/null 2>&1
 (cd "$tree" && go build -o "$OLDPWD/$OUT/swavd-before" ./cmd/swavd)
 go build -o "$OUT/swavd-after" ./cmd/swavd
 field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
-for batch in 64 16; do
+for batch in $BATCHES; do
 	for i in $(seq 1 "$PAIRS"); do
 		for v in before after; do
 			SWAVD_TRAIN_BATCH=$batch "$OUT/swavd-$v" bench --preset edge-small --backend cpu --steps "$STEPS" --json > "$OUT/$v-b$batch-$i.json" 2> /dev/null
