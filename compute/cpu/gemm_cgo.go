@@ -2,7 +2,7 @@
 
 package cpu
 
-// #cgo CFLAGS: -O3
+// #cgo CFLAGS: -O3 -Wno-psabi
 // #include <stdlib.h>
 // #include "sgemm.h"
 import "C"
@@ -69,3 +69,14 @@ func useGemmVariant(name string) error {
 	}
 	return nil
 }
+
+// setDotMode chooses when A*B^T runs on the unpacked dot-product kernel:
+// dotByShape (the default), dotNever or dotAlways, so tests and benchmarks
+// can run both paths. Not safe while a product runs.
+func setDotMode(mode int) { C.swav_sgemm_dot_mode(C.int(mode)) }
+
+const (
+	dotByShape = -1
+	dotNever   = 0
+	dotAlways  = 1
+)

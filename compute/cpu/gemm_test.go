@@ -12,13 +12,16 @@ func naiveGemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b 
 		for j := 0; j < n; j++ {
 			var s float64
 			for p := 0; p < k; p++ {
-				av := a[i*lda+p]
+				var av, bv float32
 				if tA {
 					av = a[p*lda+i]
+				} else {
+					av = a[i*lda+p]
 				}
-				bv := b[p*ldb+j]
 				if tB {
 					bv = b[j*ldb+p]
+				} else {
+					bv = b[p*ldb+j]
 				}
 				s += float64(av) * float64(bv)
 			}
@@ -27,16 +30,20 @@ func naiveGemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b 
 	}
 }
 
-func TestGemmMatchesDefinition(t *testing.T) { checkGemmMatchesDefinition(t) }
+func TestGemmMatchesDefinition(t *testing.T) { checkGemmMatchesDefinition(t, false) }
 
 // checkGemmMatchesDefinition compares gemm with the definition on odd
-// shapes, every transpose, and leading dimensions wider than the rows.
-func checkGemmMatchesDefinition(t *testing.T) {
+// shapes, every transpose (or only A*B^T), and leading dimensions wider
+// than the rows.
+func checkGemmMatchesDefinition(t *testing.T, onlyABt bool) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, sz := range [][3]int{{1, 1, 1}, {7, 5, 3}, {6, 16, 256}, {13, 37, 300}, {97, 130, 70}, {64, 2100, 27}, {200, 90, 513}} {
+	for _, sz := range [][3]int{{1, 1, 1}, {7, 5, 3}, {6, 16, 256}, {13, 37, 300}, {97, 130, 70}, {64, 2100, 27}, {200, 90, 513}, {5, 6, 9001}} { // the last: deeper than the dot kernel's stretch of K
 		for _, tA := range []bool{false, true} {
 			for _, tB := range []bool{false, true} {
+				if onlyABt && (tA || !tB) {
+					continue
+				}
 				m, n, k := sz[0], sz[1], sz[2]
 				lda, ldb, ldc := k+1, n+2, n+3
 				if tA {
@@ -45,8 +52,15 @@ func checkGemmMatchesDefinition(t *testing.T) {
 				if tB {
 					ldb = k + 2
 				}
-				a := randSlice(rng, max(m, k)*lda)
-				b := randSlice(rng, max(k, n)*ldb)
+				rowsA, rowsB := m, k // of a and b as stored
+				if tA {
+					rowsA = k
+				}
+				if tB {
+					rowsB = n
+				}
+				a := randSlice(rng, rowsA*lda)
+				b := randSlice(rng, rowsB*ldb)
 				c := randSlice(rng, m*ldc)
 				want := append([]float32(nil), c...)
 				naiveGemm(tA, tB, m, n, k, 0.7, a, lda, b, ldb, 0.3, want, ldc)

@@ -103,20 +103,23 @@ typedef float v4 __attribute__((vector_size(16)));
 
 typedef void sgemm_fn(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc, float *work);
+typedef void dot_fn(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                    float beta, float *C, int ldc);
 
 // variants lists the kernels built for this architecture, best first.
 static const struct {
 	const char *name;
 	sgemm_fn *fn;
+	dot_fn *dot;
 } variants[] = {
 #if defined(__x86_64__)
-	{"avx512", sgemm_avx512},
-	{"avx2", sgemm_avx2},
+	{"avx512", sgemm_avx512, sgemm_avx512_dot},
+	{"avx2", sgemm_avx2, sgemm_avx2_dot},
 #endif
 #if defined(__aarch64__)
-	{"neon", sgemm_neon},
+	{"neon", sgemm_neon, sgemm_neon_dot},
 #endif
-	{"generic", sgemm_generic},
+	{"generic", sgemm_generic, sgemm_generic_dot},
 };
 #define NVARIANTS (int)(sizeof variants / sizeof variants[0])
 
@@ -171,6 +174,18 @@ int swav_sgemm_use(const char *name) {
 _Static_assert(MC * KC + KC * (NC + 32) <= SWAV_SGEMM_WORK, "workspace too small");
 _Static_assert(MC * KC % 16 == 0, "the B panel must stay 64-byte aligned");
 
+// use_dot says whether A*B^T goes to the unpacked dot-product kernel: for
+// small products deep in K, where packing would cost as much as the
+// multiply-adds (BenchmarkGemmDeep: 1.3-2x at [32 x 32] and [32 x 27], even
+// at [64 x 64], slower from [128 x 64] up, where each packed value feeds
+// more multiply-adds).
+static int dot_mode = -1; // -1: by shape; 0: never; 1: always (swav_sgemm_dot_mode)
+static int use_dot(int M, int N, int K) {
+	if (dot_mode >= 0) return dot_mode;
+	const int big = M > N ? M : N;
+	return big <= 64 && K >= 8 * big;
+}
+
 void swav_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc, float *work) {
 	if (M <= 0 || N <= 0) return;
@@ -179,5 +194,11 @@ void swav_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A
 			for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
 		return;
 	}
+	if (!ta && tb && use_dot(M, N, K)) {
+		variants[current].dot(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+		return;
+	}
 	variants[current].fn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, work);
 }
+
+void swav_sgemm_dot_mode(int mode) { dot_mode = mode; }

@@ -14,3 +14,7 @@ const char *swav_sgemm_supported_at(int i);
 // them) and returns 0, or returns -1 and changes nothing. Not thread-safe:
 // call it while no product runs.
 int swav_sgemm_use(const char *name);
+// swav_sgemm_dot_mode chooses when A*B^T runs on the unpacked dot-product
+// kernel: -1 by the product's shape (the default), 0 never, 1 always (for
+// tests and benchmarks). Not thread-safe, like swav_sgemm_use.
+void swav_sgemm_dot_mode(int mode);

@@ -7,6 +7,9 @@
 #define PACKA CAT(FN, _packA)
 #define PACKB CAT(FN, _packB)
 #define KERNEL CAT(FN, _kernel)
+#define DOT CAT(FN, _dot)
+#define LOADV CAT(FN, _loadv)
+#define HSUM CAT(FN, _hsum)
 #define INLINE static inline __attribute__((always_inline)) ATTR
 
 // PACKA stores rows [i0,i0+mc) x cols [k0,k0+kc) of op(A) as MR-row panels, k-major.
@@ -71,6 +74,74 @@ INLINE void KERNEL(int kc, const float *restrict a, const float *restrict b, flo
 }
 #endif
 
+// LOADV loads one vector from an address of any alignment.
+INLINE V LOADV(const float *p) {
+	V v;
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+// HSUM adds up the lanes of v: log2(lanes) shuffles and adds, not a chain
+// of scalar adds.
+INLINE float HSUM(V v) {
+	enum { L = sizeof(V) / sizeof(float) };
+	typedef int VI __attribute__((vector_size(sizeof(V))));
+	for (int w = L / 2; w >= 1; w /= 2) {
+		VI m;
+		for (int l = 0; l < L; l++) m[l] = l + w < L ? l + w : l;
+		v += __builtin_shuffle(v, m);
+	}
+	return v[0];
+}
+
+// DOT computes C = alpha*A*B^T + beta*C with A [M x K] and B [N x K] read
+// in place, row by row: each DI x DJ block of C keeps DI*DJ vector
+// accumulators over a stretch of K, and the rows stream through the loads.
+// For small, deep products (filter gradients: [Co x C] over thousands of
+// pixels), packing both operands costs as much as the multiply-adds, and
+// here nothing is packed. K is taken DK at a time so that the block's rows
+// of A stay in L1 and the stretch of B in L2 while the block moves along j.
+// Rows past the edge repeat the last row, so the inner loop has no
+// branches; their sums are dropped.
+#define DI 4
+#define DJ 4
+#define DK 4096
+ATTR static void DOT(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc) {
+	enum { L = sizeof(V) / sizeof(float) };
+	for (int k0 = 0; k0 < K; k0 += DK) {
+		const int kn = K - k0 < DK ? K - k0 : DK, kv = kn - kn % L;
+		const float b0 = k0 == 0 ? beta : 1;
+		for (int i = 0; i < M; i += DI)
+			for (int j = 0; j < N; j += DJ) {
+				const float *a[DI], *b[DJ];
+				for (int r = 0; r < DI; r++) a[r] = A + (size_t)(i + r < M ? i + r : M - 1) * lda + k0;
+				for (int c = 0; c < DJ; c++) b[c] = B + (size_t)(j + c < N ? j + c : N - 1) * ldb + k0;
+				V acc[DI][DJ];
+				for (int r = 0; r < DI; r++)
+					for (int c = 0; c < DJ; c++) acc[r][c] = (V){0};
+				for (int k = 0; k < kv; k += L) {
+					V av[DI];
+					for (int r = 0; r < DI; r++) av[r] = LOADV(a[r] + k);
+					for (int c = 0; c < DJ; c++) {
+						const V bv = LOADV(b[c] + k);
+						for (int r = 0; r < DI; r++) acc[r][c] += av[r] * bv;
+					}
+				}
+				for (int r = 0; r < DI && i + r < M; r++)
+					for (int c = 0; c < DJ && j + c < N; c++) {
+						float s = HSUM(acc[r][c]);
+						for (int k = kv; k < kn; k++) s += a[r][k] * b[c][k];
+						float *o = C + (size_t)(i + r) * ldc + j + c;
+						*o = alpha * s + (b0 == 0 ? 0 : b0 * *o);
+					}
+			}
+	}
+}
+#undef DI
+#undef DJ
+#undef DK
+
 ATTR static void FN(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                     const float *B, int ldb, float beta, float *C, int ldc, float *work) {
 	float *pa = work, *pb = work + MC * KC;
@@ -107,4 +178,7 @@ ATTR static void FN(int ta, int tb, int M, int N, int K, float alpha, const floa
 #undef PACKA
 #undef PACKB
 #undef KERNEL
+#undef DOT
+#undef LOADV
+#undef HSUM
 #undef INLINE
