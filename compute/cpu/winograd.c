@@ -1,4 +1,5 @@
 #include <stddef.h>
+#include <string.h>
 #include "simd.h"
 #include "winograd.h"
 
@@ -51,16 +52,17 @@ static inline void input_tile(float d[4][4], float *o, size_t plane) {
 #undef PUT
 }
 
-// input_row transforms tiles [lo, hi) of one row of tiles, all inside the
-// image (their columns 2*tj-1 .. 2*tj+2 are), four tiles at a time: the
-// columns of four neighbouring tiles are picked out of three loads of the
-// row by shuffles, and each of the 16 results is one unit-stride store.
-static void input_row(const float *r, int W, int lo, int hi, float *o, size_t plane) {
-	int tj = lo;
-	for (; tj + 4 <= hi && 2 * tj + 10 < W; tj += 4) {
+// input_row transforms one row of tw tiles from four rows of input ld
+// floats apart, r pointing at their column -1 and each readable to column
+// 2*tw+10: four tiles at a time, the columns of four neighbouring tiles
+// picked out of three loads of the row by shuffles, each of the 16 results
+// one unit-stride store.
+static void input_row(const float *r, size_t ld, int tw, float *o, size_t plane) {
+	int tj = 0;
+	for (; tj + 4 <= tw; tj += 4) {
 		v4f d[4][4];
 		for (int a = 0; a < 4; a++) {
-			const float *row = r + (size_t)a * W + 2 * tj - 1;
+			const float *row = r + a * ld + 2 * tj;
 			const v4f l0 = load4(row), l1 = load4(row + 4), l2 = load4(row + 8);
 			d[a][0] = __builtin_shuffle(l0, l1, (v4i){0, 2, 4, 6});
 			d[a][1] = __builtin_shuffle(l0, l1, (v4i){1, 3, 5, 7});
@@ -71,44 +73,37 @@ static void input_row(const float *r, int W, int lo, int hi, float *o, size_t pl
 		INPUT_TRANSFORM(v4f, d, PUT);
 #undef PUT
 	}
-	for (; tj < hi; tj++) {
+	for (; tj < tw; tj++) {
 		float d[4][4];
 		for (int a = 0; a < 4; a++)
-			for (int b = 0; b < 4; b++) d[a][b] = r[(size_t)a * W + 2 * tj - 1 + b];
+			for (int b = 0; b < 4; b++) d[a][b] = r[a * ld + 2 * tj + b];
 		input_tile(d, o + tj, plane);
 	}
-}
-
-// edge_tile gathers a tile that reaches into the padding.
-static void edge_tile(const float *img, int H, int W, int i0, int j0, float *o, size_t plane) {
-	float d[4][4];
-	for (int a = 0; a < 4; a++)
-		for (int b = 0; b < 4; b++) {
-			const int i = i0 + a, j = j0 + b;
-			d[a][b] = i >= 0 && i < H && j >= 0 && j < W ? img[(size_t)i * W + j] : 0;
-		}
-	input_tile(d, o, plane);
 }
 
 void swav_wino_input(float *V, size_t plane, const float *x, int C, int N, int H, int W, int n0, int n1, int c0, int c1) {
 	const int th = (H + 1) / 2, tw = (W + 1) / 2;
 	const size_t T = (size_t)(n1 - n0) * th * tw;
-	// Tiles tj in [1, jhi) lie inside the image's columns: 2*tj+2 < W.
-	const int jhi = W >= 4 ? (W - 3) / 2 + 1 : 1;
+	// Each row of tiles is read from its four input rows copied into pad,
+	// column -1 first and zeros around, so that the tiles on the image's
+	// edges (28 of the 64 at 16x16) go through the same vector code as the
+	// rest, without a bounds check per value.
+	const int ld = 2 * tw + 12;
+	float pad[4 * ld];
+	memset(pad, 0, sizeof pad);
 	for (int c = c0; c < c1; c++)
 		for (int n = n0; n < n1; n++) {
 			const float *img = x + ((size_t)c * N + n) * H * W;
 			float *v = V + (size_t)c * T + (size_t)(n - n0) * th * tw;
 			for (int ti = 0; ti < th; ti++) {
-				const int i0 = 2 * ti - 1;
-				float *o = v + (size_t)ti * tw;
-				if (i0 < 0 || i0 + 3 >= H || jhi <= 1) {
-					for (int tj = 0; tj < tw; tj++) edge_tile(img, H, W, i0, 2 * tj - 1, o + tj, plane);
-					continue;
+				for (int a = 0; a < 4; a++) {
+					const int i = 2 * ti - 1 + a;
+					if (i >= 0 && i < H)
+						memcpy(pad + a * ld + 1, img + (size_t)i * W, sizeof(float) * W);
+					else
+						memset(pad + a * ld + 1, 0, sizeof(float) * W);
 				}
-				edge_tile(img, H, W, i0, -1, o, plane);
-				input_row(img + (size_t)i0 * W, W, 1, jhi, o, plane);
-				for (int tj = jhi; tj < tw; tj++) edge_tile(img, H, W, i0, 2 * tj - 1, o + tj, plane);
+				input_row(pad, ld, tw, v + (size_t)ti * tw, plane);
 			}
 		}
 }
