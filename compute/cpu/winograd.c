@@ -120,8 +120,27 @@ void swav_wino_output(float *y, const float *M, size_t plane, int Co, int N, int
 				const float *restrict p = m + (size_t)ti * tw;
 				float *restrict out0 = img + (size_t)(2 * ti) * W;
 				float *restrict out1 = 2 * ti + 1 < H ? out0 + W : NULL;
-				// A^T m A for each tile, across tiles (vectorized).
-				for (int tj = 0; tj < tw; tj++) {
+				// A^T m A, four tiles at a time: each of the 16 values
+				// is one load of four tiles, and the 2x2 results are
+				// interleaved into the two output rows by shuffles.
+				int tj = 0;
+				for (; tj + 4 <= full; tj += 4) {
+					v4f s[2][4];
+					for (int b = 0; b < 4; b++) {
+						const v4f m0 = load4(p + (0 * 4 + b) * plane + tj), m1 = load4(p + (1 * 4 + b) * plane + tj);
+						const v4f m2 = load4(p + (2 * 4 + b) * plane + tj), m3 = load4(p + (3 * 4 + b) * plane + tj);
+						s[0][b] = m0 + m1 + m2;
+						s[1][b] = m1 - m2 - m3;
+					}
+					for (int r = 0; r < 2; r++) {
+						float *out = r ? out1 : out0;
+						if (!out) break;
+						const v4f e = s[r][0] + s[r][1] + s[r][2], f = s[r][1] - s[r][2] - s[r][3];
+						store4(out + 2 * tj, __builtin_shuffle(e, f, (v4i){0, 4, 1, 5}));
+						store4(out + 2 * tj + 4, __builtin_shuffle(e, f, (v4i){2, 6, 3, 7}));
+					}
+				}
+				for (; tj < tw; tj++) {
 					float s[2][4];
 					for (int b = 0; b < 4; b++) {
 						const float m0 = p[(0 * 4 + b) * plane + tj], m1 = p[(1 * 4 + b) * plane + tj];
