@@ -2,6 +2,7 @@
 // the reference the tests compare these with.
 #include <string.h>
 #include "lower.h"
+#include "simd.h"
 
 // valid_range gives [lo, hi): the output positions o in [0, out) whose input
 // position o*stride - pad + tap falls inside [0, in).
@@ -16,7 +17,7 @@ static void valid_range(int out, int in, int stride, int pad, int tap, int *lo, 
 	*hi = h;
 }
 
-void swav_im2col(float *col, size_t ld, const float *x, swav_conv_geom g, int n0, int n1, int r0, int r1) {
+SWAV_CLONES void swav_im2col(float *col, size_t ld, const float *x, swav_conv_geom g, int n0, int n1, int r0, int r1) {
 	const int k = g.k, s = g.stride, pad = g.pad, Wo = g.Wo;
 	const size_t hw = (size_t)g.Ho * Wo, plane = (size_t)g.H * g.W;
 	for (int r = r0; r < r1; r++) {
@@ -43,7 +44,7 @@ void swav_im2col(float *col, size_t ld, const float *x, swav_conv_geom g, int n0
 	}
 }
 
-void swav_col2im(float *dx, const float *col, size_t ld, swav_conv_geom g, int n0, int n1, int c0, int c1) {
+SWAV_CLONES void swav_col2im(float *dx, const float *col, size_t ld, swav_conv_geom g, int n0, int n1, int c0, int c1) {
 	const int k = g.k, s = g.stride, pad = g.pad, Wo = g.Wo;
 	const size_t hw = (size_t)g.Ho * Wo, plane = (size_t)g.H * g.W;
 	for (int c = c0; c < c1; c++) {

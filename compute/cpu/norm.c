@@ -5,7 +5,7 @@ typedef double v4d __attribute__((vector_size(32)));
 
 #define HSUM(v) (((v)[0] + (v)[1]) + ((v)[2] + (v)[3]))
 
-void swav_row_moments(const float *x, long M, double *sum, double *ss) {
+SWAV_CLONES void swav_row_moments(const float *x, long M, double *sum, double *ss) {
 	v4d a = {0}, b = {0};
 	long i = 0;
 	for (; i + 8 <= M; i += 8) {
@@ -27,7 +27,7 @@ void swav_row_moments(const float *x, long M, double *sum, double *ss) {
 	*ss = q;
 }
 
-void swav_normalize_row(float *dst, const float *src, long M, float mu, float scale, float shift, int relu) {
+SWAV_CLONES void swav_normalize_row(float *dst, const float *src, long M, float mu, float scale, float shift, int relu) {
 	if (relu)
 		for (long i = 0; i < M; i++) {
 			float o = (src[i] - mu) * scale + shift;
@@ -37,7 +37,7 @@ void swav_normalize_row(float *dst, const float *src, long M, float mu, float sc
 		for (long i = 0; i < M; i++) dst[i] = (src[i] - mu) * scale + shift;
 }
 
-void swav_bn_backward_row(float *dx, const float *x, const float *dy, const float *y, long M, float mu, float is, float k,
+SWAV_CLONES void swav_bn_backward_row(float *dx, const float *x, const float *dy, const float *y, long M, float mu, float is, float k,
                           double *sg, double *sgx) {
 	v4d a = {0}, b = {0};
 	const v4f zero = {0}, vmu = {mu, mu, mu, mu}, vis = {is, is, is, is};

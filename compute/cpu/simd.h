@@ -2,6 +2,18 @@
 // and unaligned loads and stores of them, for the C loops of this package.
 #include <string.h>
 
+// SWAV_CLONES builds a function for AVX-512 and for AVX2 besides the
+// baseline, and the loader picks the best this processor runs (GCC's
+// target_clones, resolved once through an ifunc): the loops of this
+// package are written for any vector width, and the baseline x86-64 build
+// would run them on SSE2 alone. Static helpers they call are inlined into
+// each clone.
+#if defined(__x86_64__)
+#define SWAV_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SWAV_CLONES
+#endif
+
 typedef float v4f __attribute__((vector_size(16)));
 typedef int v4i __attribute__((vector_size(16)));
 

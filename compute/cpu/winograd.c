@@ -57,7 +57,7 @@ static inline void input_tile(float d[4][4], float *o, size_t plane) {
 // 2*tw+10: four tiles at a time, the columns of four neighbouring tiles
 // picked out of three loads of the row by shuffles, each of the 16 results
 // one unit-stride store.
-static void input_row(const float *r, size_t ld, int tw, float *o, size_t plane) {
+static inline __attribute__((always_inline)) void input_row(const float *r, size_t ld, int tw, float *o, size_t plane) {
 	int tj = 0;
 	for (; tj + 4 <= tw; tj += 4) {
 		v4f d[4][4];
@@ -81,7 +81,7 @@ static void input_row(const float *r, size_t ld, int tw, float *o, size_t plane)
 	}
 }
 
-void swav_wino_input(float *V, size_t plane, const float *x, int C, int N, int H, int W, int n0, int n1, int c0, int c1) {
+SWAV_CLONES void swav_wino_input(float *V, size_t plane, const float *x, int C, int N, int H, int W, int n0, int n1, int c0, int c1) {
 	const int th = (H + 1) / 2, tw = (W + 1) / 2;
 	const size_t T = (size_t)(n1 - n0) * th * tw;
 	// Each row of tiles is read from its four input rows copied into pad,
@@ -108,7 +108,7 @@ void swav_wino_input(float *V, size_t plane, const float *x, int C, int N, int H
 		}
 }
 
-void swav_wino_output(float *y, const float *M, size_t plane, int Co, int N, int H, int W, int n0, int n1, int o0, int o1) {
+SWAV_CLONES void swav_wino_output(float *y, const float *M, size_t plane, int Co, int N, int H, int W, int n0, int n1, int o0, int o1) {
 	const int th = (H + 1) / 2, tw = (W + 1) / 2;
 	const size_t T = (size_t)(n1 - n0) * th * tw;
 	const int full = W / 2; // tiles whose two columns are both inside
@@ -179,7 +179,7 @@ void swav_wino_output(float *y, const float *M, size_t plane, int Co, int N, int
 		}                                                          \
 	} while (0)
 
-void swav_wino_outgrad(float *M, size_t plane, const float *dy, int Co, int N, int H, int W, int n0, int n1, int o0, int o1) {
+SWAV_CLONES void swav_wino_outgrad(float *M, size_t plane, const float *dy, int Co, int N, int H, int W, int n0, int n1, int o0, int o1) {
 	const int th = (H + 1) / 2, tw = (W + 1) / 2;
 	const size_t T = (size_t)(n1 - n0) * th * tw;
 	const int full = W / 2; // tiles whose two columns are both inside
