@@ -99,8 +99,9 @@ INLINE float HSUM(V v) {
 // accumulators over a stretch of K, and the rows stream through the loads.
 // For small, deep products (filter gradients: [Co x C] over thousands of
 // pixels), packing both operands costs as much as the multiply-adds, and
-// here nothing is packed. K is taken DK at a time so that the block's rows
-// of A stay in L1 and the stretch of B in L2 while the block moves along j.
+// here nothing is packed. K is taken DK at a time so that the stretch of B
+// stays in L2 while the block moves along j; each stretch ends in a
+// horizontal sum per accumulator (4,096 measured best of 256 to 8,192).
 // Rows past the edge repeat the last row, so the inner loop has no
 // branches; their sums are dropped.
 #define DI 4
