@@ -4,10 +4,11 @@
 
 // SWAV_CLONES builds a function for AVX-512 and for AVX2 besides the
 // baseline, and the loader picks the best this processor runs (GCC's
-// target_clones, resolved once through an ifunc): the loops of this
-// package are written for any vector width, and the baseline x86-64 build
-// would run them on SSE2 alone. Static helpers they call are inlined into
-// each clone.
+// target_clones, resolved once through an ifunc). The baseline x86-64
+// build runs every loop on SSE2; in the clones the compiler's own vector
+// loops take the wider registers, and the four-float ones here at least
+// get their double-precision sums in one register instead of two. Static
+// helpers they call are inlined into each clone.
 #if defined(__x86_64__)
 #define SWAV_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
