@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"runtime"
 
 	"github.com/swavd/swavd/compute"
 )
@@ -66,6 +67,53 @@ func (b *Backend) winogradChunks(g convGeom, f func(wChunk)) {
 		n1 := min(g.N, n0+chunk)
 		f(wChunk{n0: n0, n1: n1, T: (n1 - n0) * tiles, v: v, m: m, planeV: planeV, planeM: planeM})
 	}
+}
+
+// winogradBlockBudget bounds one core's block of images on the fused
+// Winograd path, its transformed input and products together (in
+// float32s). Measured on edge-small's 3x3 layers at batch 64: 2^19 and 2^21
+// were no faster, 2^17 much slower (too few tiles, the products' columns,
+// to keep the kernel busy). The filter gradient stays on the planes path:
+// fused, its products (K = a block's tiles) ran 40% slower.
+const winogradBlockBudget = 1 << 20
+
+// blockCount is how a fused Winograd convolution splits the batch: per
+// images in each of n blocks.
+type blockCount struct{ per, n int }
+
+// blocking splits the batch into blocks of whole images, each within
+// winogradBlockBudget, at least two per core so a slow core does not hold
+// the others up for long. It says false when there are too few images for
+// every core to have a block (inference on a frame or two) or one image is
+// larger than a block: each transform and product is then split over the
+// cores instead (winogradChunks).
+func (b *Backend) blocking(g convGeom) (blockCount, bool) {
+	tiles := ((g.H + 1) / 2) * ((g.W + 1) / 2)
+	per := (winogradBlockBudget/16 - 32) / ((g.C + g.Co) * tiles)
+	workers := runtime.GOMAXPROCS(0)
+	if b.winogradPlanes || per < 1 || g.N < workers {
+		return blockCount{}, false
+	}
+	if (g.N+per-1)/per < 2*workers {
+		per = max(1, g.N/(2*workers))
+	}
+	return blockCount{per: per, n: (g.N + per - 1) / per}, true
+}
+
+// eachBlock runs fn on every block, the blocks shared out over the cores,
+// each core with its own scratch for the transforms.
+func (b *Backend) eachBlock(g convGeom, bl blockCount, fn func(wChunk)) {
+	tiles := ((g.H + 1) / 2) * ((g.W + 1) / 2)
+	planeV, planeM := g.C*bl.per*tiles+16, g.Co*bl.per*tiles+16
+	parallel(bl.n, 1, func(lo, hi int) {
+		buf := b.get([]int{pooledLength(16*(planeV+planeM), winogradBlockBudget)})
+		defer b.Release(buf)
+		v, m := buf.data[:16*planeV], buf.data[16*planeV:16*(planeV+planeM)]
+		for i := lo; i < hi; i++ {
+			n0, n1 := i*bl.per, min(g.N, (i+1)*bl.per)
+			fn(wChunk{n0: n0, n1: n1, T: (n1 - n0) * tiles, v: v, m: m, planeV: planeV, planeM: planeM})
+		}
+	})
 }
 
 // pooledLength rounds a large scratch length up to budget, so the pool

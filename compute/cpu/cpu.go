@@ -42,6 +42,10 @@ type Backend struct {
 	// sixteen small products cost more than one lowered product (the first
 	// layer; inference on one frame).
 	winogradMin, winogradMinTiles int
+	// winogradPlanes turns the fused Winograd path (a block of images per
+	// core, see blocking) off: every transform and product is then split
+	// over the cores. Tests run both.
+	winogradPlanes bool
 }
 
 // New returns a CPU backend.

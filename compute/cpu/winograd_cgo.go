@@ -11,7 +11,9 @@ const haveWinograd = true
 // winogradConv computes y = conv(x, w) for a 3x3 convolution with stride 1
 // and padding 1 (so Ho = H, Wo = W): the filters and each chunk of images
 // are transformed (winograd.c), the 16 products per chunk are [Co x C] by
-// [C x tiles] on the SGEMM, and the results are transformed back.
+// [C x tiles] on the SGEMM, and the results are transformed back. Where
+// the batch allows, each core takes whole blocks of images through all
+// three steps (fused); else each step is split over the cores.
 func (b *Backend) winogradConv(y, x, w []float32, g convGeom) {
 	if len(w) < g.Co*g.C*9 || len(x) < g.C*g.N*g.H*g.W || len(y) < g.Co*g.N*g.H*g.W || g.Ho != g.H || g.Wo != g.W {
 		panic("cpu: winograd convolution of mismatched buffers")
@@ -19,14 +21,22 @@ func (b *Backend) winogradConv(y, x, w []float32, g convGeom) {
 	u := b.get([]int{16 * g.Co * g.C})
 	defer b.Release(u)
 	C.swav_wino_filter(fptr(u.data), fptr(w), C.int(g.Co), C.int(g.C))
+	if bl, ok := b.blocking(g); ok {
+		b.eachBlock(g, bl, func(c wChunk) {
+			c.input(x, g, 0, g.C)
+			for e := 0; e < 16; e++ {
+				gemmSerial(false, false, g.Co, c.T, g.C, 1, u.data[e*g.Co*g.C:], g.C, c.v[e*c.planeV:], c.T, 0, c.m[e*c.planeM:], c.T)
+			}
+			c.output(y, g, 0, g.Co)
+		})
+		return
+	}
 	b.winogradChunks(g, func(c wChunk) {
 		winogradInput(x, g, c)
 		for e := 0; e < 16; e++ {
 			gemm(false, false, g.Co, c.T, g.C, 1, u.data[e*g.Co*g.C:], g.C, c.v[e*c.planeV:], c.T, 0, c.m[e*c.planeM:], c.T)
 		}
-		parallel(g.Co, 1, func(lo, hi int) {
-			C.swav_wino_output(fptr(y), fptr(c.m), C.size_t(c.planeM), C.int(g.Co), C.int(g.N), C.int(g.H), C.int(g.W), C.int(c.n0), C.int(c.n1), C.int(lo), C.int(hi))
-		})
+		parallel(g.Co, 1, func(lo, hi int) { c.output(y, g, lo, hi) })
 	})
 }
 
@@ -45,9 +55,7 @@ func (b *Backend) winogradGradFilter(dw, dy, x []float32, g convGeom, beta float
 	first := true
 	b.winogradChunks(g, func(c wChunk) {
 		winogradInput(x, g, c)
-		parallel(g.Co, 1, func(lo, hi int) {
-			C.swav_wino_outgrad(fptr(c.m), C.size_t(c.planeM), fptr(dy), C.int(g.Co), C.int(g.N), C.int(g.H), C.int(g.W), C.int(c.n0), C.int(c.n1), C.int(lo), C.int(hi))
-		})
+		parallel(g.Co, 1, func(lo, hi int) { c.outgrad(dy, g, lo, hi) })
 		acc := float32(1)
 		if first {
 			acc, first = 0, false
@@ -66,7 +74,22 @@ func (b *Backend) winogradGradFilter(dw, dy, x []float32, g convGeom, beta float
 // winogradInput transforms the chunk's input tiles into c.v, split over
 // the cores by channel.
 func winogradInput(x []float32, g convGeom, c wChunk) {
-	parallel(g.C, 1, func(lo, hi int) {
-		C.swav_wino_input(fptr(c.v), C.size_t(c.planeV), fptr(x), C.int(g.C), C.int(g.N), C.int(g.H), C.int(g.W), C.int(c.n0), C.int(c.n1), C.int(lo), C.int(hi))
-	})
+	parallel(g.C, 1, func(lo, hi int) { c.input(x, g, lo, hi) })
+}
+
+// input transforms channels [lo, hi) of the chunk's input tiles into c.v.
+func (c wChunk) input(x []float32, g convGeom, lo, hi int) {
+	C.swav_wino_input(fptr(c.v), C.size_t(c.planeV), fptr(x), C.int(g.C), C.int(g.N), C.int(g.H), C.int(g.W), C.int(c.n0), C.int(c.n1), C.int(lo), C.int(hi))
+}
+
+// output transforms output channels [lo, hi) of the chunk's products c.m
+// back into y.
+func (c wChunk) output(y []float32, g convGeom, lo, hi int) {
+	C.swav_wino_output(fptr(y), fptr(c.m), C.size_t(c.planeM), C.int(g.Co), C.int(g.N), C.int(g.H), C.int(g.W), C.int(c.n0), C.int(c.n1), C.int(lo), C.int(hi))
+}
+
+// outgrad transforms channels [lo, hi) of the chunk's output gradient
+// tiles into c.m.
+func (c wChunk) outgrad(dy []float32, g convGeom, lo, hi int) {
+	C.swav_wino_outgrad(fptr(c.m), C.size_t(c.planeM), fptr(dy), C.int(g.Co), C.int(g.N), C.int(g.H), C.int(g.W), C.int(c.n0), C.int(c.n1), C.int(lo), C.int(hi))
 }

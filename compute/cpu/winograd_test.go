@@ -3,6 +3,7 @@ package cpu
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/swavd/swavd/compute"
@@ -26,7 +27,15 @@ func TestWinogradMatchesLowering(t *testing.T) {
 	if !haveWinograd {
 		t.Skip("built without cgo: no Winograd path")
 	}
-	wino, ref := withWinograd(1), withWinograd(0)
+	planes := withWinograd(1)
+	planes.winogradPlanes = true
+	for _, wino := range []*Backend{withWinograd(1), planes} {
+		testWinogradMatchesLowering(t, wino)
+	}
+}
+
+func testWinogradMatchesLowering(t *testing.T, wino *Backend) {
+	ref := withWinograd(0)
 	rng := rand.New(rand.NewPCG(9, 10))
 	p := compute.ConvParams{Kernel: 3, Stride: 1, Pad: 1}
 	type shape struct{ c, co, h, w, n int }
@@ -40,11 +49,17 @@ func TestWinogradMatchesLowering(t *testing.T) {
 	}
 	shapes = append(shapes, shape{16, 16, 32, 31, 40}) // two chunks of images
 	for _, sh := range shapes {
-		if chunks := chunksOf(withWinograd(1), sh.c, sh.co, sh.h, sh.w, sh.n); sh.n == 40 && chunks < 2 {
+		g := convGeom{C: sh.c, N: sh.n, H: sh.h, W: sh.w, Co: sh.co, Ho: sh.h, Wo: sh.w}
+		if chunks := chunksOf(wino, g); sh.n == 40 && chunks < 2 {
 			t.Fatalf("%+v is taken in %d chunk, want several", sh, chunks)
 		}
+		cores := runtime.GOMAXPROCS(0)
+		want := !wino.winogradPlanes && sh.n >= cores // a block per core at least
+		if bl, fused := wino.blocking(g); fused != want || (fused && bl.n < min(sh.n, 2*cores)) {
+			t.Fatalf("%+v: fused %v in %d blocks, want fused %v in at least two blocks per core (or one per image)", sh, fused, bl.n, want)
+		}
 		c, co, hw, n := sh.c, sh.co, [2]int{sh.h, sh.w}, sh.n
-		name := fmt.Sprintf("C%d Co%d %dx%d N%d", c, co, hw[0], hw[1], n)
+		name := fmt.Sprintf("C%d Co%d %dx%d N%d planes %v", c, co, hw[0], hw[1], n, wino.winogradPlanes)
 		x, w, dy := randSlice(rng, c*n*hw[0]*hw[1]), randSlice(rng, co*c*9), randSlice(rng, co*n*hw[0]*hw[1])
 		dw0 := randSlice(rng, co*c*9)
 		var out [2][4][]float32
@@ -72,10 +87,14 @@ func TestWinogradMatchesLowering(t *testing.T) {
 	}
 }
 
-// chunksOf counts the chunks Winograd takes a batch in.
-func chunksOf(b *Backend, c, co, h, w, n int) int {
+// chunksOf counts the chunks Winograd takes a batch in when its planes
+// are split over the cores, or the blocks when the path is fused.
+func chunksOf(b *Backend, g convGeom) int {
+	if bl, ok := b.blocking(g); ok {
+		return bl.n
+	}
 	chunks := 0
-	b.winogradChunks(convGeom{C: c, N: n, H: h, W: w, Co: co, Ho: h, Wo: w}, func(wChunk) { chunks++ })
+	b.winogradChunks(g, func(wChunk) { chunks++ })
 	return chunks
 }
 
@@ -128,9 +147,17 @@ func TestLargeScratchSharesOneLength(t *testing.T) {
 	}
 }
 
+// planesBackend is the default backend with the fused Winograd path off.
+func planesBackend() *Backend {
+	b := New()
+	b.winogradPlanes = true
+	return b
+}
+
 // BenchmarkConv3x3 times the three products of a 3x3 stride-1 layer of
 // edge-small's first stage at batch 64 (32 channels, 32x32 global crops),
-// through Winograd and through the lowering, side by side. GFLOP/s counts
+// through Winograd (fused, and with its planes split over the cores) and
+// through the lowering, side by side. GFLOP/s counts
 // the direct convolution's multiply-adds, so the two compare as speed.
 func BenchmarkConv3x3(b *testing.B) {
 	if !haveWinograd {
@@ -142,7 +169,7 @@ func BenchmarkConv3x3(b *testing.B) {
 	for _, path := range []struct {
 		name string
 		be   *Backend
-	}{{"winograd", New()}, {"lowered", withWinograd(0)}} {
+	}{{"winograd", New()}, {"winograd-planes", planesBackend()}, {"lowered", withWinograd(0)}} {
 		be := path.be
 		x, w, y := be.New(c, n, hw, hw), be.New(c, c, 3, 3), be.New(c, n, hw, hw)
 		be.Upload(x, randSlice(rng, x.Len()))
