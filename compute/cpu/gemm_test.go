@@ -33,8 +33,9 @@ func naiveGemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b 
 func TestGemmMatchesDefinition(t *testing.T) { checkGemmMatchesDefinition(t, false) }
 
 // checkGemmMatchesDefinition compares gemm with the definition on odd
-// shapes, every transpose (or only A*B^T), and leading dimensions wider
-// than the rows.
+// shapes, every transpose (or only A*B^T), leading dimensions wider than
+// the rows, and (alpha, beta) of (0.7, 0.3), (1, 0) and (1, 1): the kernel
+// writes whole tiles straight into C in the last two.
 func checkGemmMatchesDefinition(t *testing.T, onlyABt bool) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -61,14 +62,16 @@ func checkGemmMatchesDefinition(t *testing.T, onlyABt bool) {
 				}
 				a := randSlice(rng, rowsA*lda)
 				b := randSlice(rng, rowsB*ldb)
-				c := randSlice(rng, m*ldc)
-				want := append([]float32(nil), c...)
-				naiveGemm(tA, tB, m, n, k, 0.7, a, lda, b, ldb, 0.3, want, ldc)
-				gemm(tA, tB, m, n, k, 0.7, a, lda, b, ldb, 0.3, c, ldc)
-				name := fmt.Sprintf("%dx%dx%d tA=%v tB=%v", m, n, k, tA, tB)
-				for i := range c {
-					if d := c[i] - want[i]; d > 1e-3 || d < -1e-3 {
-						t.Fatalf("%s: element %d = %v, want %v", name, i, c[i], want[i])
+				for _, ab := range [][2]float32{{0.7, 0.3}, {1, 0}, {1, 1}} {
+					c := randSlice(rng, m*ldc)
+					want := append([]float32(nil), c...)
+					naiveGemm(tA, tB, m, n, k, ab[0], a, lda, b, ldb, ab[1], want, ldc)
+					gemm(tA, tB, m, n, k, ab[0], a, lda, b, ldb, ab[1], c, ldc)
+					name := fmt.Sprintf("%dx%dx%d tA=%v tB=%v alpha=%v beta=%v", m, n, k, tA, tB, ab[0], ab[1])
+					for i := range c {
+						if d := c[i] - want[i]; d > 1e-3 || d < -1e-3 {
+							t.Fatalf("%s: element %d = %v, want %v", name, i, c[i], want[i])
+						}
 					}
 				}
 			}

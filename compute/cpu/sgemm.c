@@ -12,7 +12,6 @@
 #include <asm/hwcap.h>
 #endif
 
-#define MR 6
 #define KC 256
 #define MC 96
 #define NC 2048
@@ -22,32 +21,40 @@ typedef float v8 __attribute__((vector_size(32)));
 typedef float v16 __attribute__((vector_size(64)));
 
 #define V v8
+#define MR 6
 #define NR 16
 #define FN sgemm_generic
 #define ATTR
 #include "sgemm_impl.h"
 #undef V
+#undef MR
 #undef NR
 #undef FN
 #undef ATTR
 
 #if defined(__x86_64__)
 #define V v8
+#define MR 6
 #define NR 16
 #define FN sgemm_avx2
 #define ATTR __attribute__((target("avx2,fma")))
 #include "sgemm_impl.h"
 #undef V
+#undef MR
 #undef NR
 #undef FN
 #undef ATTR
 
+// 32 vector registers: eight rows (16 accumulators) instead of six, so the
+// layers' channel counts (multiples of 8) fill every row of the tile.
 #define V v16
+#define MR 8
 #define NR 32
 #define FN sgemm_avx512
 #define ATTR __attribute__((target("avx512f,fma")))
 #include "sgemm_impl.h"
 #undef V
+#undef MR
 #undef NR
 #undef FN
 #undef ATTR
@@ -59,8 +66,8 @@ typedef float v16 __attribute__((vector_size(64)));
 // and a half registers and multiplies by lane (fmla v.4s, v.4s, v.s[i]), so
 // no value of A is broadcast into a register of its own: 24 accumulators,
 // 4 of B and 2 of A fill 30 of the 32 registers.
-static inline __attribute__((always_inline)) void sgemm_neon_kernel(int kc, const float *restrict a,
-                                                                    const float *restrict b, float *restrict t) {
+static inline __attribute__((always_inline)) void sgemm_neon_kernel(int kc, const float *restrict a, const float *restrict b,
+                                                                    float *restrict out, size_t ldo, int acc) {
 	float32x4_t c00 = vdupq_n_f32(0), c01 = c00, c02 = c00, c03 = c00;
 	float32x4_t c10 = c00, c11 = c00, c12 = c00, c13 = c00;
 	float32x4_t c20 = c00, c21 = c00, c22 = c00, c23 = c00;
@@ -78,23 +85,27 @@ static inline __attribute__((always_inline)) void sgemm_neon_kernel(int kc, cons
 		ROWQ(c0, 0) ROWQ(c1, 1) ROWQ(c2, 2) ROWQ(c3, 3) ROWD(c4, 0) ROWD(c5, 1)
 #undef ROWQ
 #undef ROWD
-		a += MR;
+		a += 6;
 		b += 16;
 	}
-#define STORE(x, r) vst1q_f32(t + 16 * (r), x##0); vst1q_f32(t + 16 * (r) + 4, x##1); \
-	vst1q_f32(t + 16 * (r) + 8, x##2); vst1q_f32(t + 16 * (r) + 12, x##3);
+#define STORE(x, r) { float *o = out + (size_t)(r) * ldo;                                          \
+	if (acc) { x##0 = vaddq_f32(x##0, vld1q_f32(o)); x##1 = vaddq_f32(x##1, vld1q_f32(o + 4));          \
+		   x##2 = vaddq_f32(x##2, vld1q_f32(o + 8)); x##3 = vaddq_f32(x##3, vld1q_f32(o + 12)); }   \
+	vst1q_f32(o, x##0); vst1q_f32(o + 4, x##1); vst1q_f32(o + 8, x##2); vst1q_f32(o + 12, x##3); }
 	STORE(c0, 0) STORE(c1, 1) STORE(c2, 2) STORE(c3, 3) STORE(c4, 4) STORE(c5, 5)
 #undef STORE
 }
 
 typedef float v4 __attribute__((vector_size(16)));
 #define V v4
+#define MR 6
 #define NR 16
 #define FN sgemm_neon
 #define ATTR
 #define OWN_KERNEL
 #include "sgemm_impl.h"
 #undef V
+#undef MR
 #undef NR
 #undef FN
 #undef ATTR

@@ -53,33 +53,48 @@ INLINE void PACKB(float *dst, const float *B, int ldb, int tb, int k0, int kc, i
 	}
 }
 
-// KERNEL multiplies an MR x kc panel by a kc x NR panel into the MR x NR
-// tile t. An includer with a hand-written kernel defines OWN_KERNEL.
-#ifndef OWN_KERNEL
-INLINE void KERNEL(int kc, const float *restrict a, const float *restrict b, float *restrict t) {
-	V c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
-	V c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
-	for (int k = 0; k < kc; k++) {
-		V b0 = *(const V *)b, b1 = *(const V *)(b + NR / 2);
-#define ROW(i, x0, x1) { V av = a[i] - (V){0}; x0 += av * b0; x1 += av * b1; }
-		ROW(0, c00, c01) ROW(1, c10, c11) ROW(2, c20, c21)
-		ROW(3, c30, c31) ROW(4, c40, c41) ROW(5, c50, c51)
-#undef ROW
-		a += MR;
-		b += NR;
-	}
-	V *o = (V *)t;
-	o[0] = c00; o[1] = c01; o[2] = c10; o[3] = c11; o[4] = c20; o[5] = c21;
-	o[6] = c30; o[7] = c31; o[8] = c40; o[9] = c41; o[10] = c50; o[11] = c51;
-}
-#endif
-
 // LOADV loads one vector from an address of any alignment.
 INLINE V LOADV(const float *p) {
 	V v;
 	memcpy(&v, p, sizeof v);
 	return v;
 }
+
+// KERNEL multiplies an MR x kc panel by a kc x NR panel into the MR x NR
+// tile at out, its rows ldo floats apart: stored, or added to what is there
+// when acc is set. Full tiles go straight into C this way, not through a
+// scratch tile and a second pass. MR is 6 or 8 (12 or 16 accumulators). An
+// includer with a hand-written kernel defines OWN_KERNEL.
+#ifndef OWN_KERNEL
+INLINE void KERNEL(int kc, const float *restrict a, const float *restrict b, float *restrict out, size_t ldo, int acc) {
+	V c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
+	V c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
+#if MR == 8
+	V c60 = {0}, c61 = {0}, c70 = {0}, c71 = {0};
+#endif
+	for (int k = 0; k < kc; k++) {
+		V b0 = *(const V *)b, b1 = *(const V *)(b + NR / 2);
+#define ROW(i, x0, x1) { V av = a[i] - (V){0}; x0 += av * b0; x1 += av * b1; }
+		ROW(0, c00, c01) ROW(1, c10, c11) ROW(2, c20, c21)
+		ROW(3, c30, c31) ROW(4, c40, c41) ROW(5, c50, c51)
+#if MR == 8
+		ROW(6, c60, c61) ROW(7, c70, c71)
+#endif
+#undef ROW
+		a += MR;
+		b += NR;
+	}
+#define OUT(i, x0, x1) { float *o = out + (size_t)(i) * ldo;                    \
+		if (acc) { x0 += LOADV(o); x1 += LOADV(o + NR / 2); }           \
+		memcpy(o, &x0, sizeof x0); memcpy(o + NR / 2, &x1, sizeof x1); }
+	OUT(0, c00, c01) OUT(1, c10, c11) OUT(2, c20, c21)
+	OUT(3, c30, c31) OUT(4, c40, c41) OUT(5, c50, c51)
+#if MR == 8
+	OUT(6, c60, c61) OUT(7, c70, c71)
+#endif
+#undef OUT
+}
+#endif
 
 // HSUM adds up the lanes of v: log2(lanes) shuffles and adds, not a chain
 // of scalar adds.
@@ -160,7 +175,12 @@ ATTR static void FN(int ta, int tb, int M, int N, int K, float alpha, const floa
 					int cols = nc - q < NR ? nc - q : NR;
 					for (int p = 0; p < mc; p += MR) {
 						int rows = mc - p < MR ? mc - p : MR;
-						KERNEL(kc, pa + (size_t)p * kc, pb + (size_t)q * kc, t);
+						const float *ap = pa + (size_t)p * kc, *bp = pb + (size_t)q * kc;
+						if (rows == MR && cols == NR && alpha == 1 && (b0 == 0 || b0 == 1)) {
+							KERNEL(kc, ap, bp, C + (size_t)(i0 + p) * ldc + j0 + q, ldc, b0 != 0);
+							continue;
+						}
+						KERNEL(kc, ap, bp, t, NR, 0);
 						for (int r = 0; r < rows; r++) {
 							float *c = C + (size_t)(i0 + p + r) * ldc + j0 + q;
 							const float *s = t + r * NR;
