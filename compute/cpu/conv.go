@@ -81,23 +81,32 @@ const winogradBlockBudget = 1 << 20
 // images in each of n blocks.
 type blockCount struct{ per, n int }
 
-// blocking splits the batch into blocks of whole images, each within
-// winogradBlockBudget, at least two per core so a slow core does not hold
-// the others up for long. It says false when there are too few images for
-// every core to have a block (inference on a frame or two) or one image is
-// larger than a block: each transform and product is then split over the
-// cores instead (winogradChunks).
+// blocking splits the batch for the fused Winograd path (splitBatch), each
+// block's transforms within winogradBlockBudget.
 func (b *Backend) blocking(g convGeom) (blockCount, bool) {
-	tiles := ((g.H + 1) / 2) * ((g.W + 1) / 2)
-	per := (winogradBlockBudget/16 - 32) / ((g.C + g.Co) * tiles)
-	workers := runtime.GOMAXPROCS(0)
-	if b.winogradPlanes || per < 1 || g.N < workers {
+	if b.winogradPlanes {
 		return blockCount{}, false
 	}
-	if (g.N+per-1)/per < 2*workers {
-		per = max(1, g.N/(2*workers))
+	tiles := ((g.H + 1) / 2) * ((g.W + 1) / 2)
+	return splitBatch(g.N, (g.C+g.Co)*tiles, winogradBlockBudget/16-32)
+}
+
+// splitBatch splits n images into blocks of whole images, each of at most
+// budget floats at perImage each, and at least two blocks per core so a
+// slow core does not hold the others up for long. It says false when there
+// are too few images for every core to have a block (inference on a frame
+// or two) or one image is larger than a block: then each step is split
+// over the cores instead.
+func splitBatch(n, perImage, budget int) (blockCount, bool) {
+	per := budget / perImage
+	workers := runtime.GOMAXPROCS(0)
+	if per < 1 || n < workers {
+		return blockCount{}, false
 	}
-	return blockCount{per: per, n: (g.N + per - 1) / per}, true
+	if (n+per-1)/per < 2*workers {
+		per = max(1, n/(2*workers))
+	}
+	return blockCount{per: per, n: (n + per - 1) / per}, true
 }
 
 // eachBlock runs fn on every block, the blocks shared out over the cores,
@@ -141,6 +150,31 @@ func (g convGeom) imagesPerChunk() int {
 // (batch 64 of 32x32 images) would all fall in the same cache sets.
 const lowerPad = 16
 
+// lowerBlockBudget bounds one core's block of images on the fused lowered
+// path (in float32s): the lowering stays in the core's L2 between im2col
+// and the product that reads it, instead of going out to memory and back.
+const lowerBlockBudget = 1 << 18
+
+// lowerBlocks calls fn for each block of images [n0,n1) of the batch, the
+// blocks shared out over the cores (core: which one runs fn), each core
+// with its own lowered buffer (rows ld floats apart). It says false, doing
+// nothing, where the batch does not split (splitBatch): forChunks then.
+func (b *Backend) lowerBlocks(g convGeom, fn func(core, n0, n1 int, col []float32, ld int)) bool {
+	bl, ok := splitBatch(g.N, g.rows()*g.Ho*g.Wo, lowerBlockBudget-g.rows()*lowerPad)
+	if !ok || b.lowerChunks {
+		return false
+	}
+	ld := bl.per*g.Ho*g.Wo + lowerPad
+	parallelCores(bl.n, 1, func(core, lo, hi int) {
+		buf := b.get([]int{pooledLength(g.rows()*ld, lowerBlockBudget)})
+		defer b.Release(buf)
+		for i := lo; i < hi; i++ {
+			fn(core, i*bl.per, min(g.N, (i+1)*bl.per), buf.data[:g.rows()*ld], ld)
+		}
+	})
+	return true
+}
+
 // forChunks calls fn for each group of images [n0,n1) with a lowered
 // buffer large enough for it, its rows ld floats apart.
 func (b *Backend) forChunks(g convGeom, fn func(n0, n1 int, col []float32, ld int)) {
@@ -167,6 +201,12 @@ func (b *Backend) Conv2D(y, x, w compute.Tensor, p compute.ConvParams) {
 		return
 	}
 	hw := g.Ho * g.Wo
+	if b.lowerBlocks(g, func(_, n0, n1 int, col []float32, ld int) {
+		im2colRows(col, ld, data(x), g, n0, n1, 0, g.rows())
+		gemmSerial(false, false, g.Co, (n1-n0)*hw, g.rows(), 1, data(w), g.rows(), col, ld, 0, data(y)[n0*hw:], total)
+	}) {
+		return
+	}
 	b.forChunks(g, func(n0, n1 int, col []float32, ld int) {
 		im2col(col, ld, data(x), g, n0, n1)
 		gemm(false, false, g.Co, (n1-n0)*hw, g.rows(), 1, data(w), g.rows(), col, ld, 0, data(y)[n0*hw:], total)
@@ -186,6 +226,30 @@ func (b *Backend) Conv2DGradFilter(dw, dy, x compute.Tensor, p compute.ConvParam
 		return
 	}
 	hw := g.Ho * g.Wo
+	// Each core sums its blocks' products in its own part, and the parts
+	// are added up at the end.
+	parts := make([]*Tensor, runtime.GOMAXPROCS(0))
+	if b.lowerBlocks(g, func(core, n0, n1 int, col []float32, ld int) {
+		acc := float32(1)
+		if parts[core] == nil {
+			parts[core], acc = b.get([]int{g.Co * g.rows()}), 0
+		}
+		im2colRows(col, ld, data(x), g, n0, n1, 0, g.rows())
+		gemmSerial(false, true, g.Co, g.rows(), (n1-n0)*hw, 1, data(dy)[n0*hw:], total, col, ld, acc, parts[core].data, g.rows())
+	}) {
+		d := data(dw)
+		for _, p := range parts {
+			if p == nil {
+				continue
+			}
+			for i, v := range p.data {
+				d[i] = beta*d[i] + v
+			}
+			beta = 1
+			b.Release(p)
+		}
+		return
+	}
 	b.forChunks(g, func(n0, n1 int, col []float32, ld int) {
 		im2col(col, ld, data(x), g, n0, n1)
 		gemm(false, true, g.Co, g.rows(), (n1-n0)*hw, 1, data(dy)[n0*hw:], total, col, ld, beta, data(dw), g.rows())
@@ -218,6 +282,12 @@ func (b *Backend) Conv2DGradInput(dx, dy, w compute.Tensor, p compute.ConvParams
 	}
 	hw := g.Ho * g.Wo
 	clear(data(dx))
+	if b.lowerBlocks(g, func(_, n0, n1 int, col []float32, ld int) {
+		gemmSerial(true, false, g.rows(), (n1-n0)*hw, g.Co, 1, data(w), g.rows(), data(dy)[n0*hw:], total, 0, col, ld)
+		col2imChannels(data(dx), col, ld, g, n0, n1, 0, g.C)
+	}) {
+		return
+	}
 	b.forChunks(g, func(n0, n1 int, col []float32, ld int) {
 		gemm(true, false, g.rows(), (n1-n0)*hw, g.Co, 1, data(w), g.rows(), data(dy)[n0*hw:], total, 0, col, ld)
 		col2im(data(dx), col, ld, g, n0, n1)

@@ -46,6 +46,9 @@ type Backend struct {
 	// core, see blocking) off: every transform and product is then split
 	// over the cores. Tests run both.
 	winogradPlanes bool
+	// lowerChunks does the same for the lowered convolutions (see
+	// lowerBlocks).
+	lowerChunks bool
 }
 
 // New returns a CPU backend.
@@ -147,6 +150,12 @@ func (b *Backend) Download(dst []float32, src compute.Tensor) {
 // parallel splits [0,n) into one contiguous range per core when there is
 // at least grain work per range, and runs fn on each.
 func parallel(n, grain int, fn func(lo, hi int)) {
+	parallelCores(n, grain, func(_, lo, hi int) { fn(lo, hi) })
+}
+
+// parallelCores is parallel that also tells fn which of the goroutines,
+// numbered from 0 to below GOMAXPROCS, runs it: per-core scratch.
+func parallelCores(n, grain int, fn func(core, lo, hi int)) {
 	workers := runtime.GOMAXPROCS(0)
 	if grain < 1 {
 		grain = 1
@@ -155,16 +164,16 @@ func parallel(n, grain int, fn func(lo, hi int)) {
 		workers = w
 	}
 	if workers <= 1 {
-		fn(0, n)
+		fn(0, 0, n)
 		return
 	}
 	var wg sync.WaitGroup
 	for i := 1; i < workers; i++ {
 		lo, hi := n*i/workers, n*(i+1)/workers
 		wg.Add(1)
-		go func() { defer wg.Done(); fn(lo, hi) }()
+		go func() { defer wg.Done(); fn(i, lo, hi) }()
 	}
-	fn(0, n/workers)
+	fn(0, 0, n/workers)
 	wg.Wait()
 }
 

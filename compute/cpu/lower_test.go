@@ -3,9 +3,11 @@ package cpu
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/swavd/swavd/compute"
+	"github.com/swavd/swavd/compute/computetest"
 )
 
 // TestLoweringMatchesGo compares the lowering this build uses (C with cgo)
@@ -50,6 +52,59 @@ func equal(t *testing.T, what string, got, want []float32) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("%s: element %d = %v, want %v", what, i, got[i], want[i])
+		}
+	}
+}
+
+// TestLoweredBlocksMatchChunks compares the lowered convolutions done a
+// block of images per core (the default) with the same done a chunk at a
+// time, each step split over the cores, forward, input gradient and filter
+// gradient (overwritten and accumulated), on odd shapes: channel counts
+// that are no block size, images of 1-3 pixels, strides 1 and 2, and
+// batches of a block per image and of several images per block.
+func TestLoweredBlocksMatchChunks(t *testing.T) {
+	blocks, chunks := withWinograd(0), withWinograd(0)
+	chunks.lowerChunks = true
+	rng := rand.New(rand.NewPCG(11, 12))
+	cores := runtime.GOMAXPROCS(0)
+	for _, n := range []int{3, 40} {
+		for _, c := range []int{1, 5, 17} {
+			for _, hw := range [][2]int{{1, 1}, {2, 3}, {7, 5}, {12, 12}} {
+				for _, p := range []compute.ConvParams{{Kernel: 3, Stride: 1, Pad: 1}, {Kernel: 3, Stride: 2, Pad: 1}, {Kernel: 1, Stride: 2}} {
+					co := 3 + c%4
+					g := convGeom{C: c, N: n, H: hw[0], W: hw[1], Co: co, p: p}
+					g.Ho, g.Wo = p.OutSize(g.H), p.OutSize(g.W)
+					name := fmt.Sprintf("C%d Co%d %dx%d N%d %+v", c, co, g.H, g.W, n, p)
+					if blocked := blocks.lowerBlocks(g, func(int, int, int, []float32, int) {}); blocked != (n >= cores) {
+						t.Fatalf("%s: in blocks %v, want %v", name, blocked, n >= cores)
+					}
+					x, w, dy := randSlice(rng, c*n*g.H*g.W), randSlice(rng, co*c*g.p.Kernel*g.p.Kernel), randSlice(rng, co*n*g.Ho*g.Wo)
+					dw0 := randSlice(rng, len(w))
+					var out [2][4][]float32
+					for i, b := range []*Backend{blocks, chunks} {
+						xt, wt, dyt := b.New(c, n, g.H, g.W), b.New(co, c, g.p.Kernel, g.p.Kernel), b.New(co, n, g.Ho, g.Wo)
+						b.Upload(xt, x)
+						b.Upload(wt, w)
+						b.Upload(dyt, dy)
+						y, dx := b.New(co, n, g.Ho, g.Wo), b.New(c, n, g.H, g.W)
+						b.Upload(y, randSlice(rng, y.Len())) // stale values must be overwritten
+						b.Upload(dx, randSlice(rng, dx.Len()))
+						b.Conv2D(y, xt, wt, p)
+						b.Conv2DGradInput(dx, dyt, wt, p)
+						dw, dwAcc := b.New(co, c, g.p.Kernel, g.p.Kernel), b.New(co, c, g.p.Kernel, g.p.Kernel)
+						b.Upload(dw, randSlice(rng, dw.Len())) // overwritten with beta 0
+						b.Upload(dwAcc, dw0)
+						b.Conv2DGradFilter(dw, dyt, xt, p, 0)
+						b.Conv2DGradFilter(dwAcc, dyt, xt, p, 1)
+						out[i] = [4][]float32{data(y), data(dx), data(dw), data(dwAcc)}
+					}
+					for k, what := range []string{"forward", "input gradient", "filter gradient", "accumulated filter gradient"} {
+						if d := computetest.RelDiff(out[0][k], out[1][k]); d > 1e-5 {
+							t.Fatalf("%s %s: blocks differ from chunks by %.2g", name, what, d)
+						}
+					}
+				}
+			}
 		}
 	}
 }
