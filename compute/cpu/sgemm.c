@@ -21,12 +21,14 @@ typedef float v8 __attribute__((vector_size(32)));
 typedef float v16 __attribute__((vector_size(64)));
 
 #define V v8
+#define VL 8
 #define MR 6
 #define NR 16
 #define FN sgemm_generic
 #define ATTR
 #include "sgemm_impl.h"
 #undef V
+#undef VL
 #undef MR
 #undef NR
 #undef FN
@@ -34,12 +36,14 @@ typedef float v16 __attribute__((vector_size(64)));
 
 #if defined(__x86_64__)
 #define V v8
+#define VL 8
 #define MR 6
 #define NR 16
 #define FN sgemm_avx2
 #define ATTR __attribute__((target("avx2,fma")))
 #include "sgemm_impl.h"
 #undef V
+#undef VL
 #undef MR
 #undef NR
 #undef FN
@@ -48,12 +52,14 @@ typedef float v16 __attribute__((vector_size(64)));
 // 32 vector registers: eight rows (16 accumulators) instead of six, so the
 // layers' channel counts (multiples of 8) fill every row of the tile.
 #define V v16
+#define VL 16
 #define MR 8
 #define NR 32
 #define FN sgemm_avx512
 #define ATTR __attribute__((target("avx512f,fma")))
 #include "sgemm_impl.h"
 #undef V
+#undef VL
 #undef MR
 #undef NR
 #undef FN
@@ -98,6 +104,7 @@ static inline __attribute__((always_inline)) void sgemm_neon_kernel(int kc, cons
 
 typedef float v4 __attribute__((vector_size(16)));
 #define V v4
+#define VL 4
 #define MR 6
 #define NR 16
 #define FN sgemm_neon
@@ -105,6 +112,7 @@ typedef float v4 __attribute__((vector_size(16)));
 #define OWN_KERNEL
 #include "sgemm_impl.h"
 #undef V
+#undef VL
 #undef MR
 #undef NR
 #undef FN
@@ -187,14 +195,15 @@ _Static_assert(MC * KC % 16 == 0, "the B panel must stay 64-byte aligned");
 
 // use_dot says whether A*B^T goes to the unpacked dot-product kernel: for
 // small products deep in K, where packing would cost as much as the
-// multiply-adds (BenchmarkGemmDeep: 1.3-2x at [32 x 32] and [32 x 27], even
-// at [64 x 64], slower from [128 x 64] up, where each packed value feeds
-// more multiply-adds).
+// multiply-adds (BenchmarkGemmDeep, AVX-512: 1.9x at [32 x 32], 2.5x at
+// [32 x 27], 1.7x at [64 x 64], 1.35x at [128 x 64], even at [128 x 128];
+// slower at [64 x 288] and up, where each packed value feeds more
+// multiply-adds).
 static int dot_mode = -1; // -1: by shape; 0: never; 1: always (swav_sgemm_dot_mode)
 static int use_dot(int M, int N, int K) {
 	if (dot_mode >= 0) return dot_mode;
 	const int big = M > N ? M : N;
-	return big <= 64 && K >= 8 * big;
+	return big <= 128 && K >= 8 * big;
 }
 
 void swav_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
