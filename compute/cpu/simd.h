@@ -1,5 +1,7 @@
-// Four-float vectors (GCC vector extensions: SSE on x86-64, NEON on arm64)
-// and unaligned loads and stores of them, for the C loops of this package.
+// Four- and eight-float vectors (GCC vector extensions: SSE on x86-64,
+// NEON on arm64; the eight-float ones one AVX register in the clones below,
+// two of four elsewhere) and unaligned loads and stores of them, for the C
+// loops of this package.
 #include <string.h>
 
 // SWAV_CLONES builds a function for AVX-512 and for AVX2 besides the
@@ -25,3 +27,14 @@ static inline v4f load4(const float *p) {
 }
 
 static inline void store4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
+
+typedef float v8f __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
+
+static inline v8f load8(const float *p) {
+	v8f v;
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+static inline void store8(float *p, v8f v) { memcpy(p, &v, sizeof v); }

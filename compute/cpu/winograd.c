@@ -54,11 +54,27 @@ static inline void input_tile(float d[4][4], float *o, size_t plane) {
 
 // input_row transforms one row of tw tiles from four rows of input ld
 // floats apart, r pointing at their column -1 and each readable to column
-// 2*tw+10: four tiles at a time, the columns of four neighbouring tiles
-// picked out of three loads of the row by shuffles, each of the 16 results
-// one unit-stride store.
+// 2*tw+10: eight (then four) tiles at a time, the columns of neighbouring
+// tiles picked out of three loads of the row by shuffles, each of the 16
+// results one unit-stride store.
 static inline __attribute__((always_inline)) void input_row(const float *r, size_t ld, int tw, float *o, size_t plane) {
 	int tj = 0;
+	for (; tj + 8 <= tw; tj += 8) { // eight tiles at a time, as four below
+		v8f d[4][4];
+		for (int a = 0; a < 4; a++) {
+			const float *row = r + a * ld + 2 * tj;
+			const v8f l0 = load8(row), l1 = load8(row + 8), l2 = load8(row + 16);
+			d[a][0] = __builtin_shuffle(l0, l1, (v8i){0, 2, 4, 6, 8, 10, 12, 14});
+			d[a][1] = __builtin_shuffle(l0, l1, (v8i){1, 3, 5, 7, 9, 11, 13, 15});
+			d[a][2] = __builtin_shuffle(__builtin_shuffle(l0, l1, (v8i){2, 4, 6, 8, 10, 12, 14, 0}), l2,
+						    (v8i){0, 1, 2, 3, 4, 5, 6, 8});
+			d[a][3] = __builtin_shuffle(__builtin_shuffle(l0, l1, (v8i){3, 5, 7, 9, 11, 13, 15, 0}), l2,
+						    (v8i){0, 1, 2, 3, 4, 5, 6, 9});
+		}
+#define PUT(k, v) store8(o + (k) * plane + tj, (v))
+		INPUT_TRANSFORM(v8f, d, PUT);
+#undef PUT
+	}
 	for (; tj + 4 <= tw; tj += 4) {
 		v4f d[4][4];
 		for (int a = 0; a < 4; a++) {
@@ -124,6 +140,22 @@ SWAV_CLONES void swav_wino_output(float *y, const float *M, size_t plane, int Co
 				// is one load of four tiles, and the 2x2 results are
 				// interleaved into the two output rows by shuffles.
 				int tj = 0;
+				for (; tj + 8 <= full; tj += 8) { // eight tiles at a time, as four below
+					v8f s[2][4];
+					for (int b = 0; b < 4; b++) {
+						const v8f m0 = load8(p + (0 * 4 + b) * plane + tj), m1 = load8(p + (1 * 4 + b) * plane + tj);
+						const v8f m2 = load8(p + (2 * 4 + b) * plane + tj), m3 = load8(p + (3 * 4 + b) * plane + tj);
+						s[0][b] = m0 + m1 + m2;
+						s[1][b] = m1 - m2 - m3;
+					}
+					for (int r = 0; r < 2; r++) {
+						float *out = r ? out1 : out0;
+						if (!out) break;
+						const v8f e = s[r][0] + s[r][1] + s[r][2], f = s[r][1] - s[r][2] - s[r][3];
+						store8(out + 2 * tj, __builtin_shuffle(e, f, (v8i){0, 8, 1, 9, 2, 10, 3, 11}));
+						store8(out + 2 * tj + 8, __builtin_shuffle(e, f, (v8i){4, 12, 5, 13, 6, 14, 7, 15}));
+					}
+				}
 				for (; tj + 4 <= full; tj += 4) {
 					v4f s[2][4];
 					for (int b = 0; b < 4; b++) {
@@ -192,6 +224,18 @@ SWAV_CLONES void swav_wino_outgrad(float *M, size_t plane, const float *dy, int 
 				const float *r1 = 2 * ti + 1 < H ? r0 + W : NULL;
 				float *o = m + (size_t)ti * tw;
 				int tj = 0;
+				if (r1)
+					for (; tj + 8 <= full; tj += 8) { // eight tiles at a time, as four below
+						const v8f p0 = load8(r0 + 2 * tj), p1 = load8(r0 + 2 * tj + 8);
+						const v8f q0 = load8(r1 + 2 * tj), q1 = load8(r1 + 2 * tj + 8);
+						const v8f a = __builtin_shuffle(p0, p1, (v8i){0, 2, 4, 6, 8, 10, 12, 14});
+						const v8f b = __builtin_shuffle(p0, p1, (v8i){1, 3, 5, 7, 9, 11, 13, 15});
+						const v8f c = __builtin_shuffle(q0, q1, (v8i){0, 2, 4, 6, 8, 10, 12, 14});
+						const v8f d = __builtin_shuffle(q0, q1, (v8i){1, 3, 5, 7, 9, 11, 13, 15});
+#define PUT(k, v) store8(o + (k) * plane + tj, (v))
+						OUTGRAD_TRANSFORM(v8f, a, b, c, d, PUT);
+#undef PUT
+					}
 				if (r1)
 					for (; tj + 4 <= full; tj += 4) {
 						const v4f p0 = load4(r0 + 2 * tj), p1 = load4(r0 + 2 * tj + 4);
