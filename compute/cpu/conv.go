@@ -281,13 +281,19 @@ func (b *Backend) Conv2DGradInput(dx, dy, w compute.Tensor, p compute.ConvParams
 		return
 	}
 	hw := g.Ho * g.Wo
-	clear(data(dx))
 	if b.lowerBlocks(g, func(_, n0, n1 int, col []float32, ld int) {
 		gemmSerial(true, false, g.rows(), (n1-n0)*hw, g.Co, 1, data(w), g.rows(), data(dy)[n0*hw:], total, 0, col, ld)
+		// col2im adds: clear the block's images first, on this core,
+		// not the whole of dx on one core before the blocks start.
+		plane := g.H * g.W
+		for c := 0; c < g.C; c++ {
+			clear(data(dx)[(c*g.N+n0)*plane : (c*g.N+n1)*plane])
+		}
 		col2imChannels(data(dx), col, ld, g, n0, n1, 0, g.C)
 	}) {
 		return
 	}
+	clear(data(dx))
 	b.forChunks(g, func(n0, n1 int, col []float32, ld int) {
 		gemm(true, false, g.rows(), (n1-n0)*hw, g.Co, 1, data(w), g.rows(), data(dy)[n0*hw:], total, 0, col, ld)
 		col2im(data(dx), col, ld, g, n0, n1)

@@ -214,12 +214,14 @@ func (b *Backend) Axpy(y compute.Tensor, alpha float32, x compute.Tensor) {
 	if len(yd) != len(xd) {
 		panic(fmt.Sprintf("cpu: axpy of %d values into %d", len(xd), len(yd)))
 	}
-	parallel(len(yd), elementGrain, func(lo, hi int) {
-		yy, xx := yd[lo:hi], xd[lo:hi]
-		for i := range yy {
-			yy[i] += alpha * xx[i]
-		}
-	})
+	parallel(len(yd), elementGrain, func(lo, hi int) { axpy(yd[lo:hi], alpha, xd[lo:hi]) })
+}
+
+// axpyGo sets y += alpha*x.
+func axpyGo(y []float32, alpha float32, x []float32) {
+	for i := range y {
+		y[i] += alpha * x[i]
+	}
 }
 
 func (b *Backend) AddReLU(y, a, c compute.Tensor) {

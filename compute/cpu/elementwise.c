@@ -15,3 +15,7 @@ SWAV_CLONES void swav_relu_backward(float *dx, const float *dy, const float *y, 
 		dx[i] = y[i] > 0 ? g : 0;
 	}
 }
+
+SWAV_CLONES void swav_axpy(float *y, float alpha, const float *x, long n) {
+	for (long i = 0; i < n; i++) y[i] += alpha * x[i];
+}

@@ -21,3 +21,11 @@ func reluBackward(dx, dy, y []float32) {
 	}
 	C.swav_relu_backward(fptr(dx), fptr(dy), fptr(y), C.long(len(dx)))
 }
+
+// axpy is axpyGo in elementwise.c.
+func axpy(y []float32, alpha float32, x []float32) {
+	if len(x) < len(y) {
+		panic("cpu: axpy of a shorter input")
+	}
+	C.swav_axpy(fptr(y), C.float(alpha), fptr(x), C.long(len(y)))
+}

@@ -9,7 +9,8 @@ import (
 
 // TestElementwiseMatchesGo compares add+ReLU and its backward in this build
 // (C with cgo) with the Go reference, exactly, on lengths around the vector
-// widths, with zeros, negative zero and NaN among the values.
+// widths, with zeros, negative zero and NaN among the values; and axpy, to
+// the last bit or two.
 func TestElementwiseMatchesGo(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	for _, n := range []int{1, 3, 4, 7, 8, 9, 33, 1000} {
@@ -26,6 +27,15 @@ func TestElementwiseMatchesGo(t *testing.T) {
 		dxWant := make([]float32, n)
 		reluBackwardGo(dxWant, dy, want)
 		same(t, fmt.Sprintf("n=%d relu backward", n), got, dxWant)
+		copy(got, a)
+		copy(want, a)
+		axpy(got, -0.7, dy)
+		axpyGo(want, -0.7, dy)
+		for i := range want { // a fused multiply-add may round once where Go rounds twice
+			if d := math.Abs(float64(got[i] - want[i])); d > 1e-6*(1+math.Abs(float64(want[i]))) || math.IsNaN(float64(got[i])) != math.IsNaN(float64(want[i])) {
+				t.Fatalf("n=%d axpy: element %d = %v, want %v", n, i, got[i], want[i])
+			}
+		}
 	}
 }
 
