@@ -17,6 +17,18 @@ static void valid_range(int out, int in, int stride, int pad, int tap, int *lo, 
 	*hi = h;
 }
 
+// stride2_row sets row[ow] = src[2*ow] for ow in [lo, hi), src readable up
+// to src[last]: eight, then four, at a time from the even lanes of two
+// loads where both loads stay within the row, one by one after.
+static inline __attribute__((always_inline)) void stride2_row(float *row, const float *src, int lo, int hi, int last) {
+	int ow = lo;
+	for (; ow + 8 <= hi && 2 * ow + 15 <= last; ow += 8)
+		store8(row + ow, __builtin_shuffle(load8(src + 2 * ow), load8(src + 2 * ow + 8), (v8i){0, 2, 4, 6, 8, 10, 12, 14}));
+	for (; ow + 4 <= hi && 2 * ow + 7 <= last; ow += 4)
+		store4(row + ow, __builtin_shuffle(load4(src + 2 * ow), load4(src + 2 * ow + 4), (v4i){0, 2, 4, 6}));
+	for (; ow < hi; ow++) row[ow] = src[2 * ow];
+}
+
 SWAV_CLONES void swav_im2col(float *col, size_t ld, const float *x, swav_conv_geom g, int n0, int n1, int r0, int r1) {
 	const int k = g.k, s = g.stride, pad = g.pad, Wo = g.Wo;
 	const size_t hw = (size_t)g.Ho * Wo, plane = (size_t)g.H * g.W;
@@ -37,6 +49,8 @@ SWAV_CLONES void swav_im2col(float *col, size_t ld, const float *x, swav_conv_ge
 				for (int ow = whi; ow < Wo; ow++) row[ow] = 0;
 				if (s == 1)
 					memcpy(row + wlo, src + wlo - pad + kw, sizeof(float) * (size_t)(whi - wlo));
+				else if (s == 2)
+					stride2_row(row, src - pad + kw, wlo, whi, g.W - 1 + pad - kw);
 				else
 					for (int ow = wlo; ow < whi; ow++) row[ow] = src[ow * s - pad + kw];
 			}
