@@ -81,31 +81,59 @@ func TestLoweredBlocksMatchChunks(t *testing.T) {
 					}
 					x, w, dy := randSlice(rng, c*n*g.H*g.W), randSlice(rng, co*c*g.p.Kernel*g.p.Kernel), randSlice(rng, co*n*g.Ho*g.Wo)
 					dw0 := randSlice(rng, len(w))
-					var out [2][4][]float32
-					for i, b := range []*Backend{blocks, chunks} {
-						xt, wt, dyt := b.New(c, n, g.H, g.W), b.New(co, c, g.p.Kernel, g.p.Kernel), b.New(co, n, g.Ho, g.Wo)
-						b.Upload(xt, x)
-						b.Upload(wt, w)
-						b.Upload(dyt, dy)
-						y, dx := b.New(co, n, g.Ho, g.Wo), b.New(c, n, g.H, g.W)
-						b.Upload(y, randSlice(rng, y.Len())) // stale values must be overwritten
-						b.Upload(dx, randSlice(rng, dx.Len()))
-						b.Conv2D(y, xt, wt, p)
-						b.Conv2DGradInput(dx, dyt, wt, p)
-						dw, dwAcc := b.New(co, c, g.p.Kernel, g.p.Kernel), b.New(co, c, g.p.Kernel, g.p.Kernel)
-						b.Upload(dw, randSlice(rng, dw.Len())) // overwritten with beta 0
-						b.Upload(dwAcc, dw0)
-						b.Conv2DGradFilter(dw, dyt, xt, p, 0)
-						b.Conv2DGradFilter(dwAcc, dyt, xt, p, 1)
-						out[i] = [4][]float32{data(y), data(dx), data(dw), data(dwAcc)}
-					}
-					for k, what := range []string{"forward", "input gradient", "filter gradient", "accumulated filter gradient"} {
-						if d := computetest.RelDiff(out[0][k], out[1][k]); d > 1e-5 {
-							t.Fatalf("%s %s: blocks differ from chunks by %.2g", name, what, d)
-						}
-					}
+					compareConvProducts(t, name+": blocks differ from chunks",
+						convProducts(blocks, rng, g, x, w, dy, dw0), convProducts(chunks, rng, g, x, w, dy, dw0))
 				}
 			}
 		}
+	}
+}
+
+// convProducts runs the three products of the convolution g on b: y,
+// the input gradient dx (over stale values, which must not leak through),
+// and the filter gradient with beta 0 (over stale values) and with beta 1
+// (onto dw0).
+func convProducts(b *Backend, rng *rand.Rand, g convGeom, x, w, dy, dw0 []float32) [4][]float32 {
+	k := g.p.Kernel
+	xt, wt, dyt := b.New(g.C, g.N, g.H, g.W), b.New(g.Co, g.C, k, k), b.New(g.Co, g.N, g.Ho, g.Wo)
+	b.Upload(xt, x)
+	b.Upload(wt, w)
+	b.Upload(dyt, dy)
+	y, dx := b.New(g.Co, g.N, g.Ho, g.Wo), b.New(g.C, g.N, g.H, g.W)
+	b.Upload(y, randSlice(rng, y.Len()))
+	b.Upload(dx, randSlice(rng, dx.Len()))
+	b.Conv2D(y, xt, wt, g.p)
+	b.Conv2DGradInput(dx, dyt, wt, g.p)
+	dw, dwAcc := b.New(g.Co, g.C, k, k), b.New(g.Co, g.C, k, k)
+	b.Upload(dw, randSlice(rng, dw.Len()))
+	b.Upload(dwAcc, dw0)
+	b.Conv2DGradFilter(dw, dyt, xt, g.p, 0)
+	b.Conv2DGradFilter(dwAcc, dyt, xt, g.p, 1)
+	return [4][]float32{data(y), data(dx), data(dw), data(dwAcc)}
+}
+
+// compareConvProducts fails where two runs of convProducts differ by more
+// than 1e-5 in relative norm.
+func compareConvProducts(t *testing.T, what string, got, want [4][]float32) {
+	t.Helper()
+	for k, product := range []string{"forward", "input gradient", "filter gradient", "accumulated filter gradient"} {
+		if d := computetest.RelDiff(got[k], want[k]); d > 1e-5 {
+			t.Fatalf("%s, %s: by %.2g", what, product, d)
+		}
+	}
+}
+
+// convOps names the three products of one convolution for a benchmark.
+func convOps(be *Backend, y, x, w, dx, dw compute.Tensor, p compute.ConvParams) []struct {
+	name string
+	run  func()
+} {
+	return []struct {
+		name string
+		run  func()
+	}{
+		{"forward", func() { be.Conv2D(y, x, w, p) }},
+		{"grad-input", func() { be.Conv2DGradInput(dx, y, w, p) }},
+		{"grad-filter", func() { be.Conv2DGradFilter(dw, y, x, p, 0) }},
 	}
 }

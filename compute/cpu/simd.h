@@ -17,24 +17,17 @@
 #define SWAV_CLONES
 #endif
 
-typedef float v4f __attribute__((vector_size(16)));
-typedef int v4i __attribute__((vector_size(16)));
+// SWAV_VECTORS(n) defines vnf and vni, vectors of n floats and ints, and
+// loadn and storen, their unaligned load and store.
+#define SWAV_VECTORS(n)                                                   \
+	typedef float v##n##f __attribute__((vector_size(4 * (n))));     \
+	typedef int v##n##i __attribute__((vector_size(4 * (n))));       \
+	static inline v##n##f load##n(const float *p) {                  \
+		v##n##f v;                                                \
+		memcpy(&v, p, sizeof v);                                  \
+		return v;                                                 \
+	}                                                                 \
+	static inline void store##n(float *p, v##n##f v) { memcpy(p, &v, sizeof v); }
 
-static inline v4f load4(const float *p) {
-	v4f v;
-	memcpy(&v, p, sizeof v);
-	return v;
-}
-
-static inline void store4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
-
-typedef float v8f __attribute__((vector_size(32)));
-typedef int v8i __attribute__((vector_size(32)));
-
-static inline v8f load8(const float *p) {
-	v8f v;
-	memcpy(&v, p, sizeof v);
-	return v;
-}
-
-static inline void store8(float *p, v8f v) { memcpy(p, &v, sizeof v); }
+SWAV_VECTORS(4)
+SWAV_VECTORS(8)

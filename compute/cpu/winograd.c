@@ -124,6 +124,28 @@ SWAV_CLONES void swav_wino_input(float *V, size_t plane, const float *x, int C, 
 		}
 }
 
+// OUTPUT_TILES does A^T m A for L tiles from tj on (VT: vectors of L
+// floats): each of the 16 values is one load of L tiles, and the 2x2
+// results are interleaved into the two output rows by the shuffles LO and
+// HI (the first and second half of each row's 2L values).
+#define OUTPUT_TILES(VT, VI, LOAD, STORE, L, LO, HI)                                                              \
+	do {                                                                                                      \
+		VT s_[2][4];                                                                                      \
+		for (int b_ = 0; b_ < 4; b_++) {                                                                  \
+			const VT m0_ = LOAD(p + (0 * 4 + b_) * plane + tj), m1_ = LOAD(p + (1 * 4 + b_) * plane + tj); \
+			const VT m2_ = LOAD(p + (2 * 4 + b_) * plane + tj), m3_ = LOAD(p + (3 * 4 + b_) * plane + tj); \
+			s_[0][b_] = m0_ + m1_ + m2_;                                                              \
+			s_[1][b_] = m1_ - m2_ - m3_;                                                              \
+		}                                                                                                 \
+		for (int r_ = 0; r_ < 2; r_++) {                                                                  \
+			float *out_ = r_ ? out1 : out0;                                                           \
+			if (!out_) break;                                                                         \
+			const VT e_ = s_[r_][0] + s_[r_][1] + s_[r_][2], f_ = s_[r_][1] - s_[r_][2] - s_[r_][3]; \
+			STORE(out_ + 2 * tj, __builtin_shuffle(e_, f_, LO));                                      \
+			STORE(out_ + 2 * tj + L, __builtin_shuffle(e_, f_, HI));                                  \
+		}                                                                                                 \
+	} while (0)
+
 SWAV_CLONES void swav_wino_output(float *y, const float *M, size_t plane, int Co, int N, int H, int W, int n0, int n1, int o0, int o1) {
 	const int th = (H + 1) / 2, tw = (W + 1) / 2;
 	const size_t T = (size_t)(n1 - n0) * th * tw;
@@ -136,42 +158,11 @@ SWAV_CLONES void swav_wino_output(float *y, const float *M, size_t plane, int Co
 				const float *restrict p = m + (size_t)ti * tw;
 				float *restrict out0 = img + (size_t)(2 * ti) * W;
 				float *restrict out1 = 2 * ti + 1 < H ? out0 + W : NULL;
-				// A^T m A, four tiles at a time: each of the 16 values
-				// is one load of four tiles, and the 2x2 results are
-				// interleaved into the two output rows by shuffles.
 				int tj = 0;
-				for (; tj + 8 <= full; tj += 8) { // eight tiles at a time, as four below
-					v8f s[2][4];
-					for (int b = 0; b < 4; b++) {
-						const v8f m0 = load8(p + (0 * 4 + b) * plane + tj), m1 = load8(p + (1 * 4 + b) * plane + tj);
-						const v8f m2 = load8(p + (2 * 4 + b) * plane + tj), m3 = load8(p + (3 * 4 + b) * plane + tj);
-						s[0][b] = m0 + m1 + m2;
-						s[1][b] = m1 - m2 - m3;
-					}
-					for (int r = 0; r < 2; r++) {
-						float *out = r ? out1 : out0;
-						if (!out) break;
-						const v8f e = s[r][0] + s[r][1] + s[r][2], f = s[r][1] - s[r][2] - s[r][3];
-						store8(out + 2 * tj, __builtin_shuffle(e, f, (v8i){0, 8, 1, 9, 2, 10, 3, 11}));
-						store8(out + 2 * tj + 8, __builtin_shuffle(e, f, (v8i){4, 12, 5, 13, 6, 14, 7, 15}));
-					}
-				}
-				for (; tj + 4 <= full; tj += 4) {
-					v4f s[2][4];
-					for (int b = 0; b < 4; b++) {
-						const v4f m0 = load4(p + (0 * 4 + b) * plane + tj), m1 = load4(p + (1 * 4 + b) * plane + tj);
-						const v4f m2 = load4(p + (2 * 4 + b) * plane + tj), m3 = load4(p + (3 * 4 + b) * plane + tj);
-						s[0][b] = m0 + m1 + m2;
-						s[1][b] = m1 - m2 - m3;
-					}
-					for (int r = 0; r < 2; r++) {
-						float *out = r ? out1 : out0;
-						if (!out) break;
-						const v4f e = s[r][0] + s[r][1] + s[r][2], f = s[r][1] - s[r][2] - s[r][3];
-						store4(out + 2 * tj, __builtin_shuffle(e, f, (v4i){0, 4, 1, 5}));
-						store4(out + 2 * tj + 4, __builtin_shuffle(e, f, (v4i){2, 6, 3, 7}));
-					}
-				}
+				for (; tj + 8 <= full; tj += 8) // eight tiles at a time, then four
+					OUTPUT_TILES(v8f, v8i, load8, store8, 8, ((v8i){0, 8, 1, 9, 2, 10, 3, 11}), ((v8i){4, 12, 5, 13, 6, 14, 7, 15}));
+				for (; tj + 4 <= full; tj += 4)
+					OUTPUT_TILES(v4f, v4i, load4, store4, 4, ((v4i){0, 4, 1, 5}), ((v4i){2, 6, 3, 7}));
 				for (; tj < tw; tj++) {
 					float s[2][4];
 					for (int b = 0; b < 4; b++) {

@@ -58,32 +58,12 @@ func testWinogradMatchesLowering(t *testing.T, wino *Backend) {
 		if bl, fused := wino.blocking(g); fused != want || (fused && bl.n < min(sh.n, 2*cores)) {
 			t.Fatalf("%+v: fused %v in %d blocks, want fused %v in at least two blocks per core (or one per image)", sh, fused, bl.n, want)
 		}
-		c, co, hw, n := sh.c, sh.co, [2]int{sh.h, sh.w}, sh.n
-		name := fmt.Sprintf("C%d Co%d %dx%d N%d planes %v", c, co, hw[0], hw[1], n, wino.winogradPlanes)
-		x, w, dy := randSlice(rng, c*n*hw[0]*hw[1]), randSlice(rng, co*c*9), randSlice(rng, co*n*hw[0]*hw[1])
-		dw0 := randSlice(rng, co*c*9)
-		var out [2][4][]float32
-		for i, b := range []*Backend{wino, ref} {
-			xt, wt, dyt := b.New(c, n, hw[0], hw[1]), b.New(co, c, 3, 3), b.New(co, n, hw[0], hw[1])
-			b.Upload(xt, x)
-			b.Upload(wt, w)
-			b.Upload(dyt, dy)
-			y, dx := b.New(co, n, hw[0], hw[1]), b.New(c, n, hw[0], hw[1])
-			b.Upload(dx, randSlice(rng, dx.Len())) // stale values must not leak through
-			b.Conv2D(y, xt, wt, p)
-			b.Conv2DGradInput(dx, dyt, wt, p)
-			dw, dwAcc := b.New(co, c, 3, 3), b.New(co, c, 3, 3)
-			b.Upload(dw, randSlice(rng, dw.Len())) // overwritten with beta 0
-			b.Upload(dwAcc, dw0)
-			b.Conv2DGradFilter(dw, dyt, xt, p, 0)
-			b.Conv2DGradFilter(dwAcc, dyt, xt, p, 1)
-			out[i] = [4][]float32{data(y), data(dx), data(dw), data(dwAcc)}
-		}
-		for k, what := range []string{"forward", "input gradient", "filter gradient", "accumulated filter gradient"} {
-			if d := computetest.RelDiff(out[0][k], out[1][k]); d > 1e-5 {
-				t.Fatalf("%s %s: Winograd differs from the lowering by %.2g", name, what, d)
-			}
-		}
+		name := fmt.Sprintf("C%d Co%d %dx%d N%d planes %v", sh.c, sh.co, sh.h, sh.w, sh.n, wino.winogradPlanes)
+		g.p = p
+		x, w, dy := randSlice(rng, sh.c*sh.n*sh.h*sh.w), randSlice(rng, sh.co*sh.c*9), randSlice(rng, sh.co*sh.n*sh.h*sh.w)
+		dw0 := randSlice(rng, sh.co*sh.c*9)
+		compareConvProducts(t, name+": Winograd differs from the lowering",
+			convProducts(wino, rng, g, x, w, dy, dw0), convProducts(ref, rng, g, x, w, dy, dw0))
 	}
 }
 
@@ -176,14 +156,7 @@ func BenchmarkConv3x3(b *testing.B) {
 		be.Upload(w, randSlice(rng, w.Len()))
 		be.Upload(y, randSlice(rng, y.Len()))
 		dx, dw := be.New(c, n, hw, hw), be.New(c, c, 3, 3)
-		for _, op := range []struct {
-			name string
-			run  func()
-		}{
-			{"forward", func() { be.Conv2D(y, x, w, p) }},
-			{"grad-input", func() { be.Conv2DGradInput(dx, y, w, p) }},
-			{"grad-filter", func() { be.Conv2DGradFilter(dw, y, x, p, 0) }},
-		} {
+		for _, op := range convOps(be, y, x, w, dx, dw, p) {
 			b.Run(op.name+"/"+path.name, func(b *testing.B) {
 				for i := 0; i < b.N; i++ {
 					op.run()
