@@ -242,8 +242,12 @@ func (b *Backend) Conv2DGradFilter(dw, dy, x compute.Tensor, p compute.ConvParam
 			if p == nil {
 				continue
 			}
-			for i, v := range p.data {
-				d[i] = beta*d[i] + v
+			if beta == 0 { // overwritten, NaN or not
+				copy(d, p.data)
+			} else {
+				for i, v := range p.data {
+					d[i] = beta*d[i] + v
+				}
 			}
 			beta = 1
 			b.Release(p)

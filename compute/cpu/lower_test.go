@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -90,22 +91,27 @@ func TestLoweredBlocksMatchChunks(t *testing.T) {
 }
 
 // convProducts runs the three products of the convolution g on b: y,
-// the input gradient dx (over stale values, which must not leak through),
-// and the filter gradient with beta 0 (over stale values) and with beta 1
-// (onto dw0).
+// the input gradient dx, and the filter gradient with beta 0, each over
+// stale values with a NaN among them, which must not leak through; and
+// the filter gradient with beta 1, onto dw0.
 func convProducts(b *Backend, rng *rand.Rand, g convGeom, x, w, dy, dw0 []float32) [4][]float32 {
 	k := g.p.Kernel
 	xt, wt, dyt := b.New(g.C, g.N, g.H, g.W), b.New(g.Co, g.C, k, k), b.New(g.Co, g.N, g.Ho, g.Wo)
 	b.Upload(xt, x)
 	b.Upload(wt, w)
 	b.Upload(dyt, dy)
+	stale := func(n int) []float32 {
+		s := randSlice(rng, n)
+		s[n/2] = float32(math.NaN())
+		return s
+	}
 	y, dx := b.New(g.Co, g.N, g.Ho, g.Wo), b.New(g.C, g.N, g.H, g.W)
-	b.Upload(y, randSlice(rng, y.Len()))
-	b.Upload(dx, randSlice(rng, dx.Len()))
+	b.Upload(y, stale(y.Len()))
+	b.Upload(dx, stale(dx.Len()))
 	b.Conv2D(y, xt, wt, g.p)
 	b.Conv2DGradInput(dx, dyt, wt, g.p)
 	dw, dwAcc := b.New(g.Co, g.C, k, k), b.New(g.Co, g.C, k, k)
-	b.Upload(dw, randSlice(rng, dw.Len()))
+	b.Upload(dw, stale(dw.Len()))
 	b.Upload(dwAcc, dw0)
 	b.Conv2DGradFilter(dw, dyt, xt, g.p, 0)
 	b.Conv2DGradFilter(dwAcc, dyt, xt, g.p, 1)
@@ -113,11 +119,11 @@ func convProducts(b *Backend, rng *rand.Rand, g convGeom, x, w, dy, dw0 []float3
 }
 
 // compareConvProducts fails where two runs of convProducts differ by more
-// than 1e-5 in relative norm.
+// than 1e-5 in relative norm, or either has a NaN.
 func compareConvProducts(t *testing.T, what string, got, want [4][]float32) {
 	t.Helper()
 	for k, product := range []string{"forward", "input gradient", "filter gradient", "accumulated filter gradient"} {
-		if d := computetest.RelDiff(got[k], want[k]); d > 1e-5 {
+		if d := computetest.RelDiff(got[k], want[k]); !(d <= 1e-5) { // NaN fails too
 			t.Fatalf("%s, %s: by %.2g", what, product, d)
 		}
 	}
