@@ -66,6 +66,9 @@ INLINE V LOADV(const float *p) {
 // scratch tile and a second pass. MR is 6 or 8 (12 or 16 accumulators). An
 // includer with a hand-written kernel defines OWN_KERNEL.
 #ifndef OWN_KERNEL
+#if MR != 6 && MR != 8
+#error "the generic kernel has 6 or 8 rows"
+#endif
 INLINE void KERNEL(int kc, const float *restrict a, const float *restrict b, float *restrict out, size_t ldo, int acc) {
 	V c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
 	V c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
