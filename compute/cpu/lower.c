@@ -17,19 +17,107 @@ static void valid_range(int out, int in, int stride, int pad, int tap, int *lo, 
 	*hi = h;
 }
 
-// stride2_row sets row[ow] = src[2*ow] for ow in [lo, hi), src readable up
-// to src[last]: eight, then four, at a time from the even lanes of two
-// loads where both loads stay within the row, one by one after.
-static inline __attribute__((always_inline)) void stride2_row(float *row, const float *src, int lo, int hi, int last) {
-	int ow = lo;
-	for (; ow + 8 <= hi && 2 * ow + 15 <= last; ow += 8)
-		store8(row + ow, __builtin_shuffle(load8(src + 2 * ow), load8(src + 2 * ow + 8), (v8i){0, 2, 4, 6, 8, 10, 12, 14}));
-	for (; ow + 4 <= hi && 2 * ow + 7 <= last; ow += 4)
-		store4(row + ow, __builtin_shuffle(load4(src + 2 * ow), load4(src + 2 * ow + 4), (v4i){0, 2, 4, 6}));
-	for (; ow < hi; ow++) row[ow] = src[2 * ow];
+// stride2_taps writes, for the taps kw in [lo, hi), rows[kw * ld + ow] =
+// b[2*ow + kw] for ow in [0, Wo), b readable up to b[last]: every tap of a
+// stride-2 row is the even lanes of b from kw on, eight (then four)
+// outputs from two loads where those stay within b.
+static inline __attribute__((always_inline)) void stride2_taps(float *rows, size_t ld, const float *b, int last, int Wo, int lo, int hi) {
+	int ow = 0;
+	for (; ow + 8 <= Wo && 2 * ow + hi + 14 <= last; ow += 8)
+		for (int kw = lo; kw < hi; kw++) {
+			const float *s = b + 2 * ow + kw;
+			store8(rows + kw * ld + ow, __builtin_shuffle(load8(s), load8(s + 8), (v8i){0, 2, 4, 6, 8, 10, 12, 14}));
+		}
+	for (; ow + 4 <= Wo && 2 * ow + hi + 6 <= last; ow += 4)
+		for (int kw = lo; kw < hi; kw++) {
+			const float *s = b + 2 * ow + kw;
+			store4(rows + kw * ld + ow, __builtin_shuffle(load4(s), load4(s + 4), (v4i){0, 2, 4, 6}));
+		}
+	for (; ow < Wo; ow++)
+		for (int kw = lo; kw < hi; kw++) rows[kw * ld + ow] = b[2 * ow + kw];
+}
+
+// copy_row copies n floats: a short row, inline rather than a call to
+// memcpy.
+static inline __attribute__((always_inline)) void copy_row(float *dst, const float *src, int n) {
+	int j = 0;
+	for (; j + 8 <= n; j += 8) store8(dst + j, load8(src + j));
+	for (; j < n; j++) dst[j] = src[j];
+}
+
+// im2col_stride2 is swav_im2col at stride 2: each input row gives every
+// output row that reads it (up to k/2+1 kernel rows, k taps each) through
+// stride2_taps, instead of a gather per tap with edge cases at both ends.
+// With padding, the row is first copied once into a buffer with the
+// padding's zeros around it.
+static inline __attribute__((always_inline)) void im2col_stride2(float *col, size_t ld, const float *x, swav_conv_geom g, int n0, int n1, int r0, int r1) {
+	const int k = g.k, pad = g.pad, Wo = g.Wo, kk = k * k;
+	const size_t hw = (size_t)g.Ho * Wo, plane = (size_t)g.H * g.W;
+	if (k == 1 && pad == 0) { // one row per channel: the even lanes of the even rows
+		for (int c = r0; c < r1; c++)
+			for (int n = n0; n < n1; n++) {
+				const float *img = x + ((size_t)c * g.N + n) * plane;
+				float *out = col + (size_t)c * ld + (size_t)(n - n0) * hw;
+				for (int oh = 0; oh < g.Ho; oh++)
+					stride2_taps(out + (size_t)oh * Wo, ld, img + (size_t)2 * oh * g.W, g.W - 1, Wo, 0, 1);
+			}
+		return;
+	}
+	float b[pad + g.W + 2 * Wo + k + 16];
+	memset(b, 0, sizeof b);
+	for (int c = r0 / kk; c * kk < r1; c++) {
+		// The taps [lo[kh], hi[kh]) of each kernel row within [r0, r1).
+		int lo[k], hi[k];
+		for (int kh = 0; kh < k; kh++) {
+			const int base = c * kk + kh * k;
+			lo[kh] = r0 > base ? (r0 - base < k ? r0 - base : k) : 0;
+			hi[kh] = r1 < base + k ? (r1 > base ? r1 - base : 0) : k;
+		}
+		for (int n = n0; n < n1; n++) {
+			const float *img = x + ((size_t)c * g.N + n) * plane;
+			float *out = col + (size_t)c * kk * ld + (size_t)(n - n0) * hw;
+			// Output rows whose kernel row falls outside the image.
+			for (int kh = 0; kh < k; kh++)
+				for (int oh = 0; oh < g.Ho; oh++) {
+					const int i = 2 * oh - pad + kh;
+					if (i >= 0 && i < g.H) continue;
+					for (int kw = lo[kh]; kw < hi[kh]; kw++)
+						memset(out + (size_t)(kh * k + kw) * ld + (size_t)oh * Wo, 0, sizeof(float) * Wo);
+				}
+			for (int i = 0; i < g.H; i++) {
+				int copied = 0;
+				// Output row oh reads input row i through kernel row kh
+				// = i + pad - 2*oh.
+				for (int kh = (i + pad) % 2; kh < k; kh += 2) {
+					const int oh = (i + pad - kh) / 2;
+					if (oh < 0 || oh >= g.Ho || lo[kh] >= hi[kh]) continue;
+					float *rows = out + (size_t)kh * k * ld + (size_t)oh * Wo;
+					const float *src = b;
+					int last = (int)(sizeof b / sizeof b[0]) - 1;
+					if (pad == 0) { // every tap within the row: read in place
+						src = img + (size_t)i * g.W;
+						last = g.W - 1;
+					} else if (!copied) {
+						copy_row(b + pad, img + (size_t)i * g.W, g.W);
+						copied = 1;
+					}
+					// The layers' kernels, all taps, with constant bounds
+					// so that the tap loop unrolls.
+					if (lo[kh] == 0 && hi[kh] == k && k == 3)
+						stride2_taps(rows, ld, src, last, Wo, 0, 3);
+					else
+						stride2_taps(rows, ld, src, last, Wo, lo[kh], hi[kh]);
+				}
+			}
+		}
+	}
 }
 
 SWAV_CLONES void swav_im2col(float *col, size_t ld, const float *x, swav_conv_geom g, int n0, int n1, int r0, int r1) {
+	if (g.stride == 2) {
+		im2col_stride2(col, ld, x, g, n0, n1, r0, r1);
+		return;
+	}
 	const int k = g.k, s = g.stride, pad = g.pad, Wo = g.Wo;
 	const size_t hw = (size_t)g.Ho * Wo, plane = (size_t)g.H * g.W;
 	for (int r = r0; r < r1; r++) {
@@ -49,8 +137,6 @@ SWAV_CLONES void swav_im2col(float *col, size_t ld, const float *x, swav_conv_ge
 				for (int ow = whi; ow < Wo; ow++) row[ow] = 0;
 				if (s == 1)
 					memcpy(row + wlo, src + wlo - pad + kw, sizeof(float) * (size_t)(whi - wlo));
-				else if (s == 2)
-					stride2_row(row, src - pad + kw, wlo, whi, g.W - 1 + pad - kw);
 				else
 					for (int ow = wlo; ow < whi; ow++) row[ow] = src[ow * s - pad + kw];
 			}
