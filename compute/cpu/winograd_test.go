@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -48,6 +49,9 @@ func testWinogradMatchesLowering(t *testing.T, wino *Backend) {
 		}
 	}
 	shapes = append(shapes, shape{16, 16, 32, 31, 40}) // two chunks of images
+	// Small images go through the transforms side by side, 64 at most:
+	// more than that in one chunk (planes) or block.
+	shapes = append(shapes, shape{5, 16, 4, 4, 70}, shape{3, 16, 5, 6, 70})
 	for _, sh := range shapes {
 		g := convGeom{C: sh.c, N: sh.n, H: sh.h, W: sh.w, Co: sh.co, Ho: sh.h, Wo: sh.w}
 		if chunks := chunksOf(wino, g); sh.n == 40 && chunks < 2 {
@@ -64,6 +68,56 @@ func testWinogradMatchesLowering(t *testing.T, wino *Backend) {
 		dw0 := randSlice(rng, sh.co*sh.c*9)
 		compareConvProducts(t, name+": Winograd differs from the lowering",
 			convProducts(wino, rng, g, x, w, dy, dw0), convProducts(ref, rng, g, x, w, dy, dw0))
+	}
+}
+
+// TestWinogradNeighboursApart: small images go through the transforms side
+// by side, so a tile on an image's edge sits next to its neighbour's
+// pixels. An infinite pixel on both edges of one image must not reach the
+// other images' outputs (forward, and input gradient from such a dy).
+func TestWinogradNeighboursApart(t *testing.T) {
+	if !haveWinograd {
+		t.Skip("built without cgo: no Winograd path")
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	p := compute.ConvParams{Kernel: 3, Stride: 1, Pad: 1}
+	for _, planes := range []bool{false, true} {
+		be := withWinograd(1)
+		be.winogradPlanes = planes
+		for _, hw := range [][2]int{{4, 4}, {5, 7}, {6, 6}} {
+			c, co, n, h, w := 3, 4, 5, hw[0], hw[1]
+			xs := randSlice(rng, c*n*h*w)
+			for ch := 0; ch < c; ch++ {
+				for r := 0; r < h; r++ {
+					row := ((ch*n+2)*h + r) * w
+					xs[row], xs[row+w-1] = float32(math.Inf(1)), float32(math.Inf(-1))
+				}
+			}
+			x, wt, y := be.New(c, n, h, w), be.New(co, c, 3, 3), be.New(co, n, h, w)
+			be.Upload(x, xs)
+			be.Upload(wt, randSlice(rng, wt.Len()))
+			be.Conv2D(y, x, wt, p)
+			ys := make([]float32, y.Len())
+			be.Download(ys, y)
+			dx := be.New(co, n, h, w) // the input gradient of a co->... conv: same transform of x as dy
+			wt2 := be.New(c, co, 3, 3)
+			be.Upload(wt2, randSlice(rng, wt2.Len()))
+			be.Conv2DGradInput(dx, x, wt2, p)
+			dxs := make([]float32, dx.Len())
+			be.Download(dxs, dx)
+			for name, out := range map[string][]float32{"forward": ys, "input gradient": dxs} {
+				for o := 0; o < co; o++ {
+					for img := 0; img < n; img++ {
+						for i, v := range out[((o*n+img)*h)*w : ((o*n+img+1)*h)*w] {
+							if img != 2 && (math.IsNaN(float64(v)) || math.IsInf(float64(v), 0)) {
+								t.Fatalf("%dx%d planes %v %s: image %d, channel %d, pixel %d is %v: image 2's edge leaked", h, w, planes, name, img, o, i, v)
+							}
+						}
+					}
+				}
+			}
+			be.Release(x, wt, y, dx, wt2)
+		}
 	}
 }
 
