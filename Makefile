@@ -22,7 +22,7 @@ DEB_PACKAGES := gcc libc6-dev pkg-config libegl-dev libgl-dev libgles-dev libegl
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test run train bench cross-deps cross test-arm64 cross-env-test deb deb-check peer-deps peer-ratio install clean testframes gpu-bundle
+.PHONY: all deps build test run train bench cross-deps cross test-arm64 cross-env-test deb deb-check peer-deps peer-ratio peer-layers install clean testframes gpu-bundle
 
 all: build
 
@@ -156,6 +156,11 @@ peer-deps: deps
 
 peer-ratio: peer-deps build
 	PEER=$(PEER) PAIRS=$(PAIRS) scripts/peer-ratio.sh
+
+# each convolution of edge-small against PyTorch's: `make peer-layers` (ROUNDS).
+ROUNDS ?= 2
+peer-layers: peer-deps
+	/usr/bin/python3 scripts/peer-layers.py $(ROUNDS)
 
 # Binaries, units (swavd's service + socket, swav-fleet's service), the
 # swavd and swav-fleet users, and commented default configs (kept if they
