@@ -37,14 +37,6 @@ static inline __attribute__((always_inline)) void stride2_taps(float *rows, size
 		for (int kw = lo; kw < hi; kw++) rows[kw * ld + ow] = b[2 * ow + kw];
 }
 
-// copy_row copies n floats: a short row, inline rather than a call to
-// memcpy.
-static inline __attribute__((always_inline)) void copy_row(float *dst, const float *src, int n) {
-	int j = 0;
-	for (; j + 8 <= n; j += 8) store8(dst + j, load8(src + j));
-	for (; j < n; j++) dst[j] = src[j];
-}
-
 // im2col_stride2 is swav_im2col at stride 2: each input row gives every
 // output row that reads it (up to k/2+1 kernel rows, k taps each) through
 // stride2_taps, instead of a gather per tap with edge cases at both ends.
@@ -98,7 +90,7 @@ static inline __attribute__((always_inline)) void im2col_stride2(float *col, siz
 						src = img + (size_t)i * g.W;
 						last = g.W - 1;
 					} else if (!copied) {
-						copy_row(b + pad, img + (size_t)i * g.W, g.W);
+						copy_floats(b + pad, img + (size_t)i * g.W, g.W);
 						copied = 1;
 					}
 					// The layers' kernels, all taps, with constant bounds

@@ -31,3 +31,11 @@
 
 SWAV_VECTORS(4)
 SWAV_VECTORS(8)
+
+// copy_floats copies n floats: short rows, inline rather than a call to
+// memcpy (a libc call per row of 16-32 pixels cost as much as the copy).
+static inline __attribute__((always_inline)) void copy_floats(float *dst, const float *src, int n) {
+	int j = 0;
+	for (; j + 8 <= n; j += 8) store8(dst + j, load8(src + j));
+	for (; j < n; j++) dst[j] = src[j];
+}

@@ -52,17 +52,16 @@ static inline void input_tile(float d[4][4], float *o, size_t plane) {
 #undef PUT
 }
 
-// input_row transforms one row of tw tiles from four rows of input ld
-// floats apart, r pointing at their column -1 and each readable to column
-// 2*tw+10: eight (then four) tiles at a time, the columns of neighbouring
+// input_row transforms one row of tw tiles from four rows of input, r[a]
+// pointing at row a's column -1 and each readable to column 2*tw+10: eight (then four) tiles at a time, the columns of neighbouring
 // tiles picked out of three loads of the row by shuffles, each of the 16
 // results one unit-stride store.
-static inline __attribute__((always_inline)) void input_row(const float *r, size_t ld, int tw, float *o, size_t plane) {
+static inline __attribute__((always_inline)) void input_row(const float *const r[4], int tw, float *o, size_t plane) {
 	int tj = 0;
 	for (; tj + 8 <= tw; tj += 8) { // eight tiles at a time, as four below
 		v8f d[4][4];
 		for (int a = 0; a < 4; a++) {
-			const float *row = r + a * ld + 2 * tj;
+			const float *row = r[a] + 2 * tj;
 			const v8f l0 = load8(row), l1 = load8(row + 8), l2 = load8(row + 16);
 			d[a][0] = __builtin_shuffle(l0, l1, (v8i){0, 2, 4, 6, 8, 10, 12, 14});
 			d[a][1] = __builtin_shuffle(l0, l1, (v8i){1, 3, 5, 7, 9, 11, 13, 15});
@@ -78,7 +77,7 @@ static inline __attribute__((always_inline)) void input_row(const float *r, size
 	for (; tj + 4 <= tw; tj += 4) {
 		v4f d[4][4];
 		for (int a = 0; a < 4; a++) {
-			const float *row = r + a * ld + 2 * tj;
+			const float *row = r[a] + 2 * tj;
 			const v4f l0 = load4(row), l1 = load4(row + 4), l2 = load4(row + 8);
 			d[a][0] = __builtin_shuffle(l0, l1, (v4i){0, 2, 4, 6});
 			d[a][1] = __builtin_shuffle(l0, l1, (v4i){1, 3, 5, 7});
@@ -92,7 +91,7 @@ static inline __attribute__((always_inline)) void input_row(const float *r, size
 	for (; tj < tw; tj++) {
 		float d[4][4];
 		for (int a = 0; a < 4; a++)
-			for (int b = 0; b < 4; b++) d[a][b] = r[a * ld + 2 * tj + b];
+			for (int b = 0; b < 4; b++) d[a][b] = r[a][2 * tj + b];
 		input_tile(d, o + tj, plane);
 	}
 }
@@ -159,7 +158,7 @@ static inline __attribute__((always_inline)) void input_group(const float *img, 
 		for (int n = g0; n < g1; n++) {
 			float *dst = pad + a * ld + 1 + (n - g0) * 2 * tw;
 			if (i >= 0 && i < H)
-				memcpy(dst, img + (size_t)n * imgStride + (size_t)i * W, sizeof(float) * W);
+				copy_floats(dst, img + (size_t)n * imgStride + (size_t)i * W, W);
 			else
 				memset(dst, 0, sizeof(float) * W);
 		}
@@ -191,7 +190,9 @@ SWAV_CLONES void swav_wino_input(float *V, size_t plane, const float *x, int C, 
 	// Each row of tiles is read from its four input rows copied into pad,
 	// column -1 first and zeros around, so that the tiles on the image's
 	// edges (28 of the 64 at 16x16) go through the same vector code as the
-	// rest, without a bounds check per value.
+	// rest, without a bounds check per value. The rows go round four slots
+	// (input row i in slot (i+1)%4), so the two that a row of tiles shares
+	// with the next are copied once.
 	const int ld = 2 * tw + 12;
 	float pad[4 * ld];
 	memset(pad, 0, sizeof pad);
@@ -199,14 +200,18 @@ SWAV_CLONES void swav_wino_input(float *V, size_t plane, const float *x, int C, 
 		for (int n = n0; n < n1; n++) {
 			const float *img = x + ((size_t)c * N + n) * H * W;
 			for (int ti = 0; ti < th; ti++) {
+				const float *r[4];
 				for (int a = 0; a < 4; a++) {
 					const int i = 2 * ti - 1 + a;
+					float *slot = pad + ((i + 1) & 3) * ld;
+					r[a] = slot;
+					if (ti > 0 && a < 2) continue; // copied for the row of tiles above
 					if (i >= 0 && i < H)
-						memcpy(pad + a * ld + 1, img + (size_t)i * W, sizeof(float) * W);
+						copy_floats(slot + 1, img + (size_t)i * W, W);
 					else
-						memset(pad + a * ld + 1, 0, sizeof(float) * W);
+						memset(slot + 1, 0, sizeof(float) * W);
 				}
-				input_row(pad, ld, tw, V + (size_t)c * T + ((size_t)(n - n0) * th + ti) * tw, plane);
+				input_row(r, tw, V + (size_t)c * T + ((size_t)(n - n0) * th + ti) * tw, plane);
 			}
 		}
 }
@@ -279,8 +284,8 @@ SWAV_CLONES void swav_wino_output(float *y, const float *M, size_t plane, int Co
 					output_row(M + (size_t)co * T + ((size_t)ti * nb + (g0 - n0)) * tw, plane, tiles, tiles, rows, two ? rows + L : NULL);
 					for (int n = g0; n < g1; n++) {
 						float *img = y + ((size_t)co * N + n) * H * W + (size_t)(2 * ti) * W;
-						memcpy(img, rows + (n - g0) * 2 * tw, sizeof(float) * W);
-						if (two) memcpy(img + W, rows + L + (n - g0) * 2 * tw, sizeof(float) * W);
+						copy_floats(img, rows + (n - g0) * 2 * tw, W);
+						if (two) copy_floats(img + W, rows + L + (n - g0) * 2 * tw, W);
 					}
 				}
 		return;
@@ -366,9 +371,9 @@ SWAV_CLONES void swav_wino_outgrad(float *M, size_t plane, const float *dy, int 
 					const int g1 = g0 + GROUP < n1 ? g0 + GROUP : n1, tiles = (g1 - g0) * tw;
 					for (int n = g0; n < g1; n++) {
 						const float *img = dy + ((size_t)co * N + n) * H * W + (size_t)(2 * ti) * W;
-						memcpy(rows + (n - g0) * 2 * tw, img, sizeof(float) * W);
+						copy_floats(rows + (n - g0) * 2 * tw, img, W);
 						if (2 * ti + 1 < H)
-							memcpy(rows + L + (n - g0) * 2 * tw, img + W, sizeof(float) * W);
+							copy_floats(rows + L + (n - g0) * 2 * tw, img + W, W);
 						else
 							memset(rows + L + (n - g0) * 2 * tw, 0, sizeof(float) * W);
 					}
