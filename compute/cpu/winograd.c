@@ -3,26 +3,49 @@
 #include "simd.h"
 #include "winograd.h"
 
-void swav_wino_filter(float *U, const float *w, int Co, int C) {
-	const size_t plane = (size_t)Co * C;
-	for (int o = 0; o < Co; o++)
-		for (int c = 0; c < C; c++) {
-			const float *g = w + ((size_t)o * C + c) * 9;
-			float t[4][3]; // G g
-			for (int j = 0; j < 3; j++) {
-				t[0][j] = g[j];
-				t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-				t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-				t[3][j] = g[6 + j];
-			}
-			float *u = U + (size_t)o * C + c;
-			for (int i = 0; i < 4; i++) { // (G g) G^T
-				u[(i * 4 + 0) * plane] = t[i][0];
-				u[(i * 4 + 1) * plane] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-				u[(i * 4 + 2) * plane] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-				u[(i * 4 + 3) * plane] = t[i][2];
-			}
-		}
+// FILTER_TRANSFORM computes G g G^T of the 3x3 filter g (g[k] its k-th
+// tap, scalars or vectors of eight filters alike, type T) and hands each
+// of the 16 results to PUT(plane index, value).
+#define FILTER_TRANSFORM(T, g, PUT)                                              \
+	do {                                                                     \
+		T t_[4][3]; /* G g */                                            \
+		for (int j_ = 0; j_ < 3; j_++) {                                 \
+			t_[0][j_] = g[j_];                                       \
+			t_[1][j_] = 0.5f * (g[j_] + g[3 + j_] + g[6 + j_]);      \
+			t_[2][j_] = 0.5f * (g[j_] - g[3 + j_] + g[6 + j_]);      \
+			t_[3][j_] = g[6 + j_];                                   \
+		}                                                                \
+		for (int i_ = 0; i_ < 4; i_++) { /* (G g) G^T */                \
+			PUT(i_ * 4 + 0, t_[i_][0]);                              \
+			PUT(i_ * 4 + 1, 0.5f * (t_[i_][0] + t_[i_][1] + t_[i_][2])); \
+			PUT(i_ * 4 + 2, 0.5f * (t_[i_][0] - t_[i_][1] + t_[i_][2])); \
+			PUT(i_ * 4 + 3, t_[i_][2]);                              \
+		}                                                                \
+	} while (0)
+
+// swav_wino_filter takes the filters eight at a time: their taps gathered
+// side by side, each of the 16 results one store of eight into its plane.
+// One at a time, the 16 stores went to planes a power of two apart (Co*C
+// floats), all in the same cache set.
+SWAV_CLONES void swav_wino_filter(float *U, const float *w, int Co, int C) {
+	const size_t plane = (size_t)Co * C, filters = plane;
+	size_t f = 0;
+	for (; f + 8 <= filters; f += 8) {
+		float taps[9][8];
+		for (int l = 0; l < 8; l++)
+			for (int k = 0; k < 9; k++) taps[k][l] = w[(f + l) * 9 + k];
+		v8f g[9];
+		for (int k = 0; k < 9; k++) g[k] = load8(taps[k]);
+#define PUT(e, v) store8(U + (e) * plane + f, (v))
+		FILTER_TRANSFORM(v8f, g, PUT);
+#undef PUT
+	}
+	for (; f < filters; f++) {
+		const float *g = w + f * 9;
+#define PUT(e, v) U[(e) * plane + f] = (v)
+		FILTER_TRANSFORM(float, g, PUT);
+#undef PUT
+	}
 }
 
 // INPUT_TRANSFORM computes B^T d B of the 4x4 tile d, of scalars or of
@@ -392,24 +415,49 @@ SWAV_CLONES void swav_wino_outgrad(float *M, size_t plane, const float *dy, int 
 		}
 }
 
-void swav_wino_filter_grad(float *dw, const float *dU, int Co, int C, float beta) {
-	const size_t plane = (size_t)Co * C;
-	for (int o = 0; o < Co; o++)
-		for (int c = 0; c < C; c++) {
-			const float *u = dU + (size_t)o * C + c;
-			float t[3][4]; // G^T dU
-			for (int j = 0; j < 4; j++) {
-				const float u0 = u[(0 * 4 + j) * plane], u1 = u[(1 * 4 + j) * plane];
-				const float u2 = u[(2 * 4 + j) * plane], u3 = u[(3 * 4 + j) * plane];
-				t[0][j] = u0 + 0.5f * (u1 + u2);
-				t[1][j] = 0.5f * (u1 - u2);
-				t[2][j] = 0.5f * (u1 + u2) + u3;
-			}
-			float *g = dw + ((size_t)o * C + c) * 9;
-			for (int i = 0; i < 3; i++) { // (G^T dU) G
-				const float v[3] = {t[i][0] + 0.5f * (t[i][1] + t[i][2]), 0.5f * (t[i][1] - t[i][2]),
-						    0.5f * (t[i][1] + t[i][2]) + t[i][3]};
-				for (int j = 0; j < 3; j++) g[i * 3 + j] = (beta != 0 ? beta * g[i * 3 + j] : 0) + v[j];
-			}
+// FILTER_GRAD computes G^T dU G of the 16 values u(e) (scalars or vectors
+// of eight filters alike, type T), the adjoint of FILTER_TRANSFORM, into
+// the 3x3 taps v[9].
+#define FILTER_GRAD(T, u, v)                                                         \
+	do {                                                                         \
+		T t_[3][4]; /* G^T dU */                                             \
+		for (int j_ = 0; j_ < 4; j_++) {                                     \
+			const T u0_ = u(0 * 4 + j_), u1_ = u(1 * 4 + j_);            \
+			const T u2_ = u(2 * 4 + j_), u3_ = u(3 * 4 + j_);            \
+			t_[0][j_] = u0_ + 0.5f * (u1_ + u2_);                        \
+			t_[1][j_] = 0.5f * (u1_ - u2_);                              \
+			t_[2][j_] = 0.5f * (u1_ + u2_) + u3_;                        \
+		}                                                                    \
+		for (int i_ = 0; i_ < 3; i_++) { /* (G^T dU) G */                   \
+			v[i_ * 3 + 0] = t_[i_][0] + 0.5f * (t_[i_][1] + t_[i_][2]);  \
+			v[i_ * 3 + 1] = 0.5f * (t_[i_][1] - t_[i_][2]);              \
+			v[i_ * 3 + 2] = 0.5f * (t_[i_][1] + t_[i_][2]) + t_[i_][3];  \
+		}                                                                    \
+	} while (0)
+
+// swav_wino_filter_grad takes the filters eight at a time, as
+// swav_wino_filter: one load of eight from each of the 16 planes.
+SWAV_CLONES void swav_wino_filter_grad(float *dw, const float *dU, int Co, int C, float beta) {
+	const size_t plane = (size_t)Co * C, filters = plane;
+	size_t f = 0;
+	for (; f + 8 <= filters; f += 8) {
+		v8f v[9];
+#define U8(e) load8(dU + (e) * plane + f)
+		FILTER_GRAD(v8f, U8, v);
+#undef U8
+		float taps[9][8];
+		for (int k = 0; k < 9; k++) store8(taps[k], v[k]);
+		for (int l = 0; l < 8; l++) {
+			float *g = dw + (f + l) * 9;
+			for (int k = 0; k < 9; k++) g[k] = (beta != 0 ? beta * g[k] : 0) + taps[k][l];
 		}
+	}
+	for (; f < filters; f++) {
+		float v[9];
+#define U1(e) dU[(e) * plane + f]
+		FILTER_GRAD(float, U1, v);
+#undef U1
+		float *g = dw + f * 9;
+		for (int k = 0; k < 9; k++) g[k] = (beta != 0 ? beta * g[k] : 0) + v[k];
+	}
 }
