@@ -194,16 +194,16 @@ _Static_assert(MC * KC + KC * (NC + 32) <= SWAV_SGEMM_WORK, "workspace too small
 _Static_assert(MC * KC % 16 == 0, "the B panel must stay 64-byte aligned");
 
 // use_dot says whether A*B^T goes to the unpacked dot-product kernel: for
-// small products deep in K, where packing would cost as much as the
-// multiply-adds (BenchmarkGemmDeep, AVX-512: 1.9x at [32 x 32], 2.5x at
-// [32 x 27], 1.7x at [64 x 64], 1.35x at [128 x 64], even at [128 x 128];
-// slower at [64 x 288] and up, where each packed value feeds more
-// multiply-adds).
+// small products deep in K, where packing costs about as much as the
+// multiply-adds (BenchmarkGemmDeep, AVX-512, one core, since the packing
+// transposes in registers: the dot kernel 1.3x at [32 x 32], 1.13x at
+// [64 x 64], 2.3x at [32 x 27] (a partial panel); packed 1.2x at
+// [128 x 64] and 1.15x at [128 x 128], and ahead from [64 x 288] up).
 static int dot_mode = -1; // -1: by shape; 0: never; 1: always (swav_sgemm_dot_mode)
 static int use_dot(int M, int N, int K) {
 	if (dot_mode >= 0) return dot_mode;
 	const int big = M > N ? M : N;
-	return big <= 128 && K >= 8 * big;
+	return big <= 64 && K >= 8 * big;
 }
 
 void swav_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,

@@ -12,11 +12,73 @@
 #define SUMS CAT(FN, _sums)
 #define INLINE static inline __attribute__((always_inline)) ATTR
 
+// Lane shuffles with constant masks; VL (lanes per vector) is the
+// includer's.
+typedef int CAT(FN, _vi) __attribute__((vector_size(sizeof(V))));
+#define VI CAT(FN, _vi)
+#if VL == 16
+#define LANES(F, s) {F(0, s), F(1, s), F(2, s), F(3, s), F(4, s), F(5, s), F(6, s), F(7, s), \
+		     F(8, s), F(9, s), F(10, s), F(11, s), F(12, s), F(13, s), F(14, s), F(15, s)}
+#elif VL == 8
+#define LANES(F, s) {F(0, s), F(1, s), F(2, s), F(3, s), F(4, s), F(5, s), F(6, s), F(7, s)}
+#else
+#define LANES(F, s) {F(0, s), F(1, s), F(2, s), F(3, s)}
+#endif
+// In each group of 2s lanes, the first s take x's lanes l and l+s, the
+// next s y's.
+#define FOLD_X(i, s) ((i) % (2 * (s)) < (s) ? (i) : VL + (i) - (s))
+#define FOLD_Y(i, s) ((i) % (2 * (s)) < (s) ? (i) + (s) : VL + (i))
+// SWAP(x, y, s) is one stage of a butterfly transpose: in each group of
+// 2s lanes, x keeps its first s and takes y's first s; y keeps its last s
+// and takes x's last s. Over the stages s = 1, 2, 4 ... of a square of VL
+// vectors (rows i and i+s paired) every element (r, c) goes to (c, r).
+#define SWAP(x, y, s) { V x_ = (x), y_ = (y);                         \
+		(x) = __builtin_shuffle(x_, y_, (VI)LANES(FOLD_X, s)); \
+		(y) = __builtin_shuffle(x_, y_, (VI)LANES(FOLD_Y, s)); }
+#define STAGE(v, n, s) _Pragma("GCC unroll 16") for (int i_ = 0; i_ < (n); i_++) if (!(i_ & (s))) SWAP((v)[i_], (v)[i_ + (s)], s)
+// STAGES(v, n) runs the stages s < n on n vectors (n a power of two up to
+// VL), the masks constant.
+#if VL == 16
+#define STAGES(v, n) { STAGE(v, n, 1) STAGE(v, n, 2) if ((n) > 4) STAGE(v, n, 4) if ((n) > 8) STAGE(v, n, 8) }
+#elif VL == 8
+#define STAGES(v, n) { STAGE(v, n, 1) STAGE(v, n, 2) if ((n) > 4) STAGE(v, n, 4) }
+#else
+#define STAGES(v, n) { STAGE(v, n, 1) STAGE(v, n, 2) }
+#endif
+
+// LOADV loads one vector from an address of any alignment.
+INLINE V LOADV(const float *p) {
+	V v;
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
 // PACKA stores rows [i0,i0+mc) x cols [k0,k0+kc) of op(A) as MR-row panels, k-major.
 INLINE void PACKA(float *dst, const float *A, int lda, int ta, int i0, int mc, int k0, int kc) {
 	for (int p = 0; p < mc; p += MR) {
-		int rows = mc - p < MR ? mc - p : MR;
-		for (int k = 0; k < kc; k++) {
+		int rows = mc - p < MR ? mc - p : MR, k = 0;
+#if 2 * MR == VL
+		// A row-major (the filter gradients' [Co x pixels]): MR rows of VL
+		// values go through the first stages of a transpose (the row bits
+		// only); vector r then holds column r of the block in its first
+		// half and column r + MR in its second, the panel's rows r and
+		// r + MR. Read one value at a time, the MR rows were MR strided
+		// streams and a scalar store per value.
+		if (!ta && rows == MR) {
+			const float *src = A + (size_t)(i0 + p) * lda + k0;
+			for (; k + VL <= kc; k += VL) {
+				V v[MR];
+				for (int r = 0; r < MR; r++) v[r] = LOADV(src + (size_t)r * lda + k);
+				STAGES(v, MR)
+				for (int r = 0; r < MR; r++) {
+					memcpy(dst + (size_t)r * MR, &v[r], MR * sizeof(float));
+					memcpy(dst + (size_t)(r + MR) * MR, (float *)&v[r] + MR, MR * sizeof(float));
+				}
+				dst += VL * MR;
+			}
+		}
+#endif
+		for (; k < kc; k++) {
 			for (int r = 0; r < rows; r++) dst[r] = AT(A, lda, ta, i0 + p + r, k0 + k);
 			for (int r = rows; r < MR; r++) dst[r] = 0;
 			dst += MR;
@@ -28,10 +90,29 @@ INLINE void PACKA(float *dst, const float *A, int lda, int ta, int i0, int mc, i
 INLINE void PACKB(float *dst, const float *B, int ldb, int tb, int k0, int kc, int j0, int nc) {
 	for (int q = 0; q < nc; q += NR) {
 		int cols = nc - q < NR ? nc - q : NR;
+		if (tb && cols == NR) {
+			// op(B) = B^T: the panel's columns are rows of B. VL rows by
+			// VL values at a time, transposed in registers, give VL whole
+			// vectors of the panel (one value at a time, the stores went
+			// NR floats apart and took half the time of deep products).
+			for (int h = 0; h < NR; h += VL) {
+				const float *src = B + (size_t)(j0 + q + h) * ldb + k0;
+				int k = 0;
+				for (; k + VL <= kc; k += VL) {
+					V v[VL];
+					for (int r = 0; r < VL; r++) v[r] = LOADV(src + (size_t)r * ldb + k);
+					STAGES(v, VL)
+					for (int r = 0; r < VL; r++) memcpy(dst + (size_t)(k + r) * NR + h, &v[r], sizeof v[r]);
+				}
+				for (; k < kc; k++)
+					for (int r = 0; r < VL; r++) dst[(size_t)k * NR + h + r] = src[(size_t)r * ldb + k];
+			}
+			dst += (size_t)kc * NR;
+			continue;
+		}
 		if (tb) {
-			// op(B) = B^T: each column of the panel is a row of B, read
-			// in order (reading NR rows of B side by side, k by k, is NR
-			// strided streams).
+			// A last, partial panel: each of its columns is a row of B,
+			// read in order.
 			for (int c = 0; c < cols; c++) {
 				const float *src = B + (size_t)(j0 + q + c) * ldb + k0;
 				for (int k = 0; k < kc; k++) dst[(size_t)k * NR + c] = src[k];
@@ -51,13 +132,6 @@ INLINE void PACKB(float *dst, const float *B, int ldb, int tb, int k0, int kc, i
 			dst += NR;
 		}
 	}
-}
-
-// LOADV loads one vector from an address of any alignment.
-INLINE V LOADV(const float *p) {
-	V v;
-	memcpy(&v, p, sizeof v);
-	return v;
 }
 
 // KERNEL multiplies an MR x kc panel by a kc x NR panel into the MR x NR
@@ -103,23 +177,9 @@ INLINE void KERNEL(int kc, const float *restrict a, const float *restrict b, flo
 // vector adds of two lane shuffles halves the vectors at each level (15
 // adds of 16-lane vectors down to one), where 16 horizontal sums would take
 // 4 shuffle-adds each and a scalar move. out[l] ends up the sum of
-// accumulator order[l] (see DOT), the same for every call. VL (lanes per
-// vector) is the includer's.
-#if VL == 16
-#define LANES(F, s) {F(0, s), F(1, s), F(2, s), F(3, s), F(4, s), F(5, s), F(6, s), F(7, s), \
-		     F(8, s), F(9, s), F(10, s), F(11, s), F(12, s), F(13, s), F(14, s), F(15, s)}
-#elif VL == 8
-#define LANES(F, s) {F(0, s), F(1, s), F(2, s), F(3, s), F(4, s), F(5, s), F(6, s), F(7, s)}
-#else
-#define LANES(F, s) {F(0, s), F(1, s), F(2, s), F(3, s)}
-#endif
-// In each group of 2s lanes, the first s take x's lanes l and l+s, the
-// next s y's.
-#define FOLD_X(i, s) ((i) % (2 * (s)) < (s) ? (i) : VL + (i) - (s))
-#define FOLD_Y(i, s) ((i) % (2 * (s)) < (s) ? (i) + (s) : VL + (i))
+// accumulator order[l] (see DOT), the same for every call.
 #define FOLD(x, y, s) (__builtin_shuffle(x, y, (VI)LANES(FOLD_X, s)) + __builtin_shuffle(x, y, (VI)LANES(FOLD_Y, s)))
 INLINE void SUMS(const V *acc, float *out) {
-	typedef int VI __attribute__((vector_size(sizeof(V))));
 	V h[8], q[4];
 	for (int i = 0; i < 8; i++) h[i] = FOLD(acc[2 * i], acc[2 * i + 1], VL / 2);
 	for (int i = 0; i < 4; i++) q[i] = FOLD(h[2 * i], h[2 * i + 1], VL / 4);
@@ -136,9 +196,6 @@ INLINE void SUMS(const V *acc, float *out) {
 #endif
 #endif
 }
-#undef LANES
-#undef FOLD_X
-#undef FOLD_Y
 #undef FOLD
 
 // DOT computes C = alpha*A*B^T + beta*C with A [M x K] and B [N x K] read
@@ -252,3 +309,10 @@ ATTR static void FN(int ta, int tb, int M, int N, int K, float alpha, const floa
 #undef LOADV
 #undef SUMS
 #undef INLINE
+#undef VI
+#undef LANES
+#undef FOLD_X
+#undef FOLD_Y
+#undef SWAP
+#undef STAGE
+#undef STAGES
