@@ -1,30 +1,39 @@
 #include "norm.h"
 #include "simd.h"
 
-typedef double v4d __attribute__((vector_size(32)));
+typedef double v8d __attribute__((vector_size(64)));
 
-#define HSUM(v) (((v)[0] + (v)[1]) + ((v)[2] + (v)[3]))
+// The sums run eight floats at a time in four independent chains of
+// eight doubles (in the AVX-512 clone one register each): one chain of
+// four doubles waited on its add's latency every four values.
+#define CHAINS 4
+#define STEP (8 * CHAINS)
+#define WIDEN(v) __builtin_convertvector((v), v8d)
+
+static inline double hsum8(const v8d *acc) {
+	v8d t = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+	return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+}
 
 SWAV_CLONES void swav_row_moments(const float *x, long M, double *sum, double *ss) {
-	v4d a = {0}, b = {0};
+	v8d a[CHAINS] = {{0}};
 	long i = 0;
-	for (; i + 8 <= M; i += 8) {
-		a += __builtin_convertvector(load4(x + i), v4d);
-		b += __builtin_convertvector(load4(x + i + 4), v4d);
-	}
-	double s = HSUM(a + b);
+	for (; i + STEP <= M; i += STEP)
+		for (int c = 0; c < CHAINS; c++) a[c] += WIDEN(load8(x + i + 8 * c));
+	double s = hsum8(a);
 	for (; i < M; i++) s += x[i];
 	double mu = s / (double)M;
-	v4d m = {mu, mu, mu, mu}, c = {0}, d = {0};
-	for (i = 0; i + 8 <= M; i += 8) {
-		v4d u = __builtin_convertvector(load4(x + i), v4d) - m, w = __builtin_convertvector(load4(x + i + 4), v4d) - m;
-		c += u * u;
-		d += w * w;
-	}
-	double q = HSUM(c + d);
-	for (; i < M; i++) q += (x[i] - mu) * (x[i] - mu);
+	v8d m = {0}, q[CHAINS] = {{0}};
+	m += mu;
+	for (i = 0; i + STEP <= M; i += STEP)
+		for (int c = 0; c < CHAINS; c++) {
+			v8d u = WIDEN(load8(x + i + 8 * c)) - m;
+			q[c] += u * u;
+		}
+	double t = hsum8(q);
+	for (; i < M; i++) t += (x[i] - mu) * (x[i] - mu);
 	*sum = s;
-	*ss = q;
+	*ss = t;
 }
 
 SWAV_CLONES void swav_normalize_row(float *dst, const float *src, long M, float mu, float scale, float shift, int relu) {
@@ -39,17 +48,19 @@ SWAV_CLONES void swav_normalize_row(float *dst, const float *src, long M, float 
 
 SWAV_CLONES void swav_bn_backward_row(float *dx, const float *x, const float *dy, const float *y, long M, float mu, float is, float k,
                           double *sg, double *sgx) {
-	v4d a = {0}, b = {0};
-	const v4f zero = {0}, vmu = {mu, mu, mu, mu}, vis = {is, is, is, is};
+	v8d a[CHAINS] = {{0}}, b[CHAINS] = {{0}};
+	const v8f zero = {0};
+	v8f vmu = zero + mu, vis = zero + is;
 	long i = 0;
-	for (; i + 4 <= M; i += 4) {
-		v4f g = load4(dy + i);
-		if (y) g = (v4f)(~(load4(y + i) <= zero) & (v4i)g); // g where !(y <= 0), as the Go loop
-		v4f xh = (load4(x + i) - vmu) * vis;
-		a += __builtin_convertvector(g, v4d);
-		b += __builtin_convertvector(g, v4d) * __builtin_convertvector(xh, v4d);
-	}
-	double s = HSUM(a), t = HSUM(b);
+	for (; i + STEP <= M; i += STEP)
+		for (int c = 0; c < CHAINS; c++) {
+			v8f g = load8(dy + i + 8 * c);
+			if (y) g = (v8f)(~(load8(y + i + 8 * c) <= zero) & (v8i)g); // g where !(y <= 0), as the Go loop
+			v8f xh = (load8(x + i + 8 * c) - vmu) * vis;
+			a[c] += WIDEN(g);
+			b[c] += WIDEN(g) * WIDEN(xh);
+		}
+	double s = hsum8(a), t = hsum8(b);
 	for (; i < M; i++) {
 		float g = y && y[i] <= 0 ? 0 : dy[i];
 		s += g;

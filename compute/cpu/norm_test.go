@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/swavd/swavd/compute"
 )
 
 // TestBatchNormRowsMatchGo compares the batch-norm row loops this build
@@ -13,7 +15,7 @@ import (
 // 0 (masked) and NaN (not masked, as in Go).
 func TestBatchNormRowsMatchGo(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	for _, m := range []int{1, 3, 4, 7, 8, 9, 17, 1000} {
+	for _, m := range []int{1, 3, 4, 7, 8, 9, 17, 32, 33, 70, 1000} { // around the vectors and the C loops' steps of 32
 		x, dy, y := randSlice(rng, m), randSlice(rng, m), randSlice(rng, m)
 		for i := range x {
 			x[i] = 3 + 2*x[i] // far from zero, as activations are
@@ -62,5 +64,34 @@ func close32(t *testing.T, what string, got, want []float32) {
 		if math.IsNaN(g) != math.IsNaN(w) || math.Abs(g-w) > 1e-6*(1+math.Abs(w)) {
 			t.Fatalf("%s: element %d = %v, want %v", what, i, got[i], want[i])
 		}
+	}
+}
+
+// BenchmarkBatchNorm times batch norm with its ReLU, forward (statistics
+// and normalization) and backward, at edge-small's shapes in a training
+// step at batch 64 (the global crops: 128 images).
+func BenchmarkBatchNorm(b *testing.B) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	be := New()
+	for _, s := range []struct{ c, hw int }{{32, 32}, {64, 16}, {128, 8}} {
+		const n = 128
+		x, y, dx, dy := be.New(s.c, n, s.hw, s.hw), be.New(s.c, n, s.hw, s.hw), be.New(s.c, n, s.hw, s.hw), be.New(s.c, n, s.hw, s.hw)
+		vec := func() compute.Tensor { return be.New(s.c) }
+		gamma, beta, mean, invStd, runMean, runVar, dgamma, dbeta := vec(), vec(), vec(), vec(), vec(), vec(), vec(), vec()
+		be.Upload(x, randSlice(rng, x.Len()))
+		be.Upload(dy, randSlice(rng, dy.Len()))
+		be.Upload(gamma, randSlice(rng, s.c))
+		be.Upload(runVar, randSlice(rng, s.c))
+		b.Run(fmt.Sprintf("%dx%dx%d/forward", s.c, s.hw, s.hw), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				be.BatchNormTrain(y, x, gamma, beta, mean, invStd, runMean, runVar, 0.1, 1e-5, true)
+			}
+		})
+		b.Run(fmt.Sprintf("%dx%dx%d/backward", s.c, s.hw, s.hw), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				be.BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, invStd, true)
+			}
+		})
+		be.Release(x, y, dx, dy, gamma, beta, mean, invStd, runMean, runVar, dgamma, dbeta)
 	}
 }
