@@ -19,7 +19,7 @@ import (
 func TestLoweringMatchesGo(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, c := range []int{1, 3, 5} {
-		for _, hw := range [][2]int{{1, 1}, {2, 3}, {3, 2}, {7, 5}, {12, 12}, {5, 40}, {9, 33}, {16, 32}} {
+		for _, hw := range [][2]int{{1, 1}, {2, 3}, {3, 2}, {7, 5}, {12, 12}, {5, 40}, {9, 33}, {16, 32}, {8, 8}, {6, 18}, {4, 10}} {
 			for _, p := range []compute.ConvParams{{Kernel: 1, Stride: 2}, {Kernel: 3, Stride: 1, Pad: 1}, {Kernel: 3, Stride: 2, Pad: 1},
 				{Kernel: 3, Stride: 1}, {Kernel: 5, Stride: 3, Pad: 2}, {Kernel: 2, Stride: 1, Pad: 3}, {Kernel: 4, Stride: 2, Pad: 3}} {
 				g := convGeom{C: c, N: 3, H: hw[0], W: hw[1], Co: 2, p: p}
