@@ -172,9 +172,55 @@ SWAV_CLONES void swav_im2col(float *col, size_t ld, const float *x, swav_conv_ge
 	}
 }
 
+// col2im_k3_pad1 is the adjoint of stride2_k3_pad1: it adds the three
+// taps t0, t1, t2 of one kernel row onto an input row of even width 2*Wo.
+// Even lanes take tap 1; odd lanes take tap 0 of the next output, then
+// tap 2: the scalar loop's order of taps, so the sums round alike (the
+// zeros added to the other lanes change nothing).
+static inline __attribute__((always_inline)) void col2im_k3_pad1(float *dst, const float *t0, const float *t1, const float *t2, int Wo) {
+	int ow = 0;
+	for (; ow + 8 <= Wo; ow += 8) {
+		const v8f z = {0}, a = load8(t1 + ow), c = load8(t2 + ow);
+		const v8f b = ow + 8 < Wo ? load8(t0 + ow + 1) : __builtin_shuffle(load8(t0 + ow), z, (v8i){1, 2, 3, 4, 5, 6, 7, 8});
+		v8f lo = load8(dst + 2 * ow) + __builtin_shuffle(a, b, (v8i){0, 8, 1, 9, 2, 10, 3, 11});
+		v8f hi = load8(dst + 2 * ow + 8) + __builtin_shuffle(a, b, (v8i){4, 12, 5, 13, 6, 14, 7, 15});
+		store8(dst + 2 * ow, lo + __builtin_shuffle(z, c, (v8i){0, 8, 0, 9, 0, 10, 0, 11}));
+		store8(dst + 2 * ow + 8, hi + __builtin_shuffle(z, c, (v8i){0, 12, 0, 13, 0, 14, 0, 15}));
+	}
+	for (; ow + 4 <= Wo; ow += 4) {
+		const v4f z = {0}, a = load4(t1 + ow), c = load4(t2 + ow);
+		const v4f b = ow + 4 < Wo ? load4(t0 + ow + 1) : __builtin_shuffle(load4(t0 + ow), z, (v4i){1, 2, 3, 4});
+		v4f lo = load4(dst + 2 * ow) + __builtin_shuffle(a, b, (v4i){0, 4, 1, 5});
+		v4f hi = load4(dst + 2 * ow + 4) + __builtin_shuffle(a, b, (v4i){2, 6, 3, 7});
+		store4(dst + 2 * ow, lo + __builtin_shuffle(z, c, (v4i){0, 4, 0, 5}));
+		store4(dst + 2 * ow + 4, hi + __builtin_shuffle(z, c, (v4i){0, 6, 0, 7}));
+	}
+	for (; ow < Wo; ow++) {
+		dst[2 * ow] += t1[ow];
+		if (ow + 1 < Wo) dst[2 * ow + 1] += t0[ow + 1];
+		dst[2 * ow + 1] += t2[ow];
+	}
+}
+
 SWAV_CLONES void swav_col2im(float *dx, const float *col, size_t ld, swav_conv_geom g, int n0, int n1, int c0, int c1) {
 	const int k = g.k, s = g.stride, pad = g.pad, Wo = g.Wo;
 	const size_t hw = (size_t)g.Ho * Wo, plane = (size_t)g.H * g.W;
+	if (s == 2 && k == 3 && pad == 1 && g.W == 2 * Wo) { // a kernel row's three taps at once, row by row
+		for (int c = c0; c < c1; c++)
+			for (int n = n0; n < n1; n++) {
+				float *img = dx + ((size_t)c * g.N + n) * plane;
+				for (int kh = 0; kh < 3; kh++) {
+					const float *src = col + (size_t)(c * 9 + kh * 3) * ld + (size_t)(n - n0) * hw;
+					for (int oh = 0; oh < g.Ho; oh++) {
+						const int i = 2 * oh - 1 + kh;
+						if (i < 0 || i >= g.H) continue;
+						const float *r = src + (size_t)oh * Wo;
+						col2im_k3_pad1(img + (size_t)i * g.W, r, r + ld, r + 2 * ld, Wo);
+					}
+				}
+			}
+		return;
+	}
 	for (int c = c0; c < c1; c++) {
 		for (int t = 0; t < k * k; t++) {
 			const int kh = t / k, kw = t % k;
