@@ -43,7 +43,7 @@ func testWinogradMatchesLowering(t *testing.T, wino *Backend) {
 	var shapes []shape
 	for _, c := range []int{1, 5, 17} {
 		for _, co := range []int{3, 16} {
-			for _, hw := range [][2]int{{1, 1}, {2, 3}, {3, 2}, {5, 7}, {8, 8}, {9, 10}, {17, 18}, {13, 30}} {
+			for _, hw := range [][2]int{{1, 1}, {2, 3}, {3, 2}, {5, 7}, {8, 8}, {9, 10}, {17, 18}, {13, 30}, {3, 24}, {16, 16}} {
 				shapes = append(shapes, shape{c, co, hw[0], hw[1], 3})
 			}
 		}
