@@ -101,7 +101,7 @@ type Backend interface {
 	// BatchNormInfer normalizes with the running statistics.
 	BatchNormInfer(y, x, gamma, beta, runMean, runVar Tensor, eps float32, relu bool)
 	// BatchNormBackward computes dx and accumulates dgamma and dbeta. With
-	// relu, y (the forward output) masks dy first.
+	// relu, y (the forward output) masks dy first; without, y may be nil.
 	BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, invStd Tensor, relu bool)
 
 	// GlobalAvgPool: x [C,N,H,W] -> y [C,N].
@@ -175,6 +175,17 @@ func MatMulDims(c, a, b Tensor, transA, transB bool) (m, n, k int) {
 // queues a copy of t behind the work issued so far and returns at once;
 // Pending.Wait blocks until the copy is done and fills dst. The trainer
 // reads each step's loss this way, one step late, so the CPU prepares the
+// ResidualNorm is what a backend may offer beyond Backend: the end of a
+// residual block in one pass, y = max(BN(x) + res, 0), where
+// BatchNormTrain (or BatchNormInfer) and AddReLU take two passes and write
+// the normalized tensor in between. The model uses it where a backend has
+// it; the batch-norm cache then holds no output (the backward without ReLU
+// does not read it).
+type ResidualNorm interface {
+	BatchNormTrainAddReLU(y, x, res, gamma, beta, mean, invStd, runMean, runVar Tensor, momentum, eps float32)
+	BatchNormInferAddReLU(y, x, res, gamma, beta, runMean, runVar Tensor, eps float32)
+}
+
 // next step while the device finishes this one.
 type AsyncReader interface {
 	ReadAsync(t Tensor) Pending

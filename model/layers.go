@@ -146,6 +146,19 @@ func (n *BatchNorm) forward(ctx *Ctx, x compute.Tensor, relu bool) (compute.Tens
 	return y, cache
 }
 
+// forwardAddReLU writes y = max(BN(x) + res, 0) in one pass on a
+// ResidualNorm backend.
+func (n *BatchNorm) forwardAddReLU(ctx *Ctx, rn compute.ResidualNorm, y, x, res compute.Tensor) bnCache {
+	if !ctx.Train {
+		rn.BatchNormInferAddReLU(y, x, res, n.Gamma.W, n.Beta.W, n.RunMean, n.RunVar, n.Eps)
+		return bnCache{}
+	}
+	c := x.Shape()[0]
+	cache := bnCache{x: x, mean: ctx.Empty(c), invStd: ctx.Empty(c)}
+	rn.BatchNormTrainAddReLU(y, x, res, n.Gamma.W, n.Beta.W, cache.mean, cache.invStd, n.RunMean, n.RunVar, n.Momentum, n.Eps)
+	return cache
+}
+
 // backward returns dx, which the caller releases.
 func (n *BatchNorm) backward(ctx *Ctx, c bnCache, dy compute.Tensor, relu bool) compute.Tensor {
 	dx := ctx.Be.Empty(c.x.Shape()...)

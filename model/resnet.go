@@ -28,6 +28,22 @@ func (l *convBN) forward(ctx *Ctx, x compute.Tensor, relu bool) (compute.Tensor,
 	return y, convBNCache{x: x, bn: c}
 }
 
+// forwardAddReLU is forward without ReLU, then the residual res added and
+// ReLU: y = max(BN(conv(x)) + res, 0). In one pass where the backend
+// offers it (compute.ResidualNorm), else batch norm, then AddReLU.
+func (l *convBN) forwardAddReLU(ctx *Ctx, x, res compute.Tensor) (compute.Tensor, convBNCache) {
+	z := l.Conv.forward(ctx, x)
+	rn, fused := ctx.Be.(compute.ResidualNorm)
+	if !fused {
+		y, c := l.BN.forward(ctx, z, false)
+		out := ctx.Empty(y.Shape()...)
+		ctx.Be.AddReLU(out, y, res)
+		return out, convBNCache{x: x, bn: c}
+	}
+	out := ctx.Empty(z.Shape()...)
+	return out, convBNCache{x: x, bn: l.BN.forwardAddReLU(ctx, rn, out, z, res)}
+}
+
 // release frees what the layer made in the forward pass (not its input).
 func (c convBNCache) release(be compute.Backend) {
 	be.Release(c.bn.x, c.bn.y, c.bn.mean, c.bn.invStd)
@@ -68,14 +84,12 @@ func (b *BasicBlock) forward(ctx *Ctx, x compute.Tensor) (compute.Tensor, blockC
 	var c blockCache
 	c.x = x
 	y1, c1 := b.C1.forward(ctx, x, true)
-	y2, c2 := b.C2.forward(ctx, y1, false)
-	c.c1, c.c2 = c1, c2
+	c.c1 = c1
 	short := x
 	if b.Down != nil {
 		short, c.down = b.Down.forward(ctx, x, false)
 	}
-	c.out = ctx.Empty(y2.Shape()...)
-	ctx.Be.AddReLU(c.out, y2, short)
+	c.out, c.c2 = b.C2.forwardAddReLU(ctx, y1, short)
 	return c.out, c
 }
 

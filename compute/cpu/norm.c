@@ -36,8 +36,14 @@ SWAV_CLONES void swav_row_moments(const float *x, long M, double *sum, double *s
 	*ss = t;
 }
 
-SWAV_CLONES void swav_normalize_row(float *dst, const float *src, long M, float mu, float scale, float shift, int relu) {
-	if (relu)
+SWAV_CLONES void swav_normalize_row(float *dst, const float *src, const float *res, long M, float mu, float scale, float shift, int relu) {
+	if (res) // batch norm and the residual add in one pass (a residual block's end)
+		for (long i = 0; i < M; i++) {
+			float o = (src[i] - mu) * scale + shift;
+			o = o + res[i];
+			dst[i] = relu && o < 0 ? 0 : o;
+		}
+	else if (relu)
 		for (long i = 0; i < M; i++) {
 			float o = (src[i] - mu) * scale + shift;
 			dst[i] = o < 0 ? 0 : o;

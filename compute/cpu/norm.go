@@ -13,9 +13,23 @@ func rowsOf(x compute.Tensor) (c, m int) {
 }
 
 func (b *Backend) BatchNormTrain(y, x, gamma, beta, mean, invStd, runMean, runVar compute.Tensor, momentum, eps float32, relu bool) {
+	b.batchNormTrain(y, x, nil, gamma, beta, mean, invStd, runMean, runVar, momentum, eps, relu)
+}
+
+// BatchNormTrainAddReLU is BatchNormTrain, then y += res and ReLU, in the
+// same pass over the row (compute.ResidualNorm).
+func (b *Backend) BatchNormTrainAddReLU(y, x, res, gamma, beta, mean, invStd, runMean, runVar compute.Tensor, momentum, eps float32) {
+	compute.MustShape("batch norm residual", res, x.Shape()...)
+	b.batchNormTrain(y, x, res, gamma, beta, mean, invStd, runMean, runVar, momentum, eps, true)
+}
+
+// batchNormTrain is BatchNormTrain with a residual res added before the
+// ReLU where res is not nil.
+func (b *Backend) batchNormTrain(y, x, res, gamma, beta, mean, invStd, runMean, runVar compute.Tensor, momentum, eps float32, relu bool) {
 	C, M := rowsOf(x)
 	xd, yd, gd, bd := data(x), data(y), data(gamma), data(beta)
 	md, sd, rm, rv := data(mean), data(invStd), data(runMean), data(runVar)
+	rd := optionalData(res)
 	parallel(C, 1, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
 			row := xd[c*M : (c+1)*M]
@@ -30,9 +44,25 @@ func (b *Backend) BatchNormTrain(y, x, gamma, beta, mean, invStd, runMean, runVa
 			}
 			rm[c] = (1-momentum)*rm[c] + momentum*float32(mu)
 			rv[c] = (1-momentum)*rv[c] + momentum*float32(unbiased)
-			normalizeRow(yd[c*M:(c+1)*M], row, float32(mu), float32(is)*gd[c], bd[c], relu)
+			normalizeRow(yd[c*M:(c+1)*M], row, rowOf(rd, c, M), float32(mu), float32(is)*gd[c], bd[c], relu)
 		}
 	})
+}
+
+// optionalData is t's data, nil for no tensor.
+func optionalData(t compute.Tensor) []float32 {
+	if t == nil {
+		return nil
+	}
+	return data(t)
+}
+
+// rowOf is row c of the [C, M] rows d, nil where d is.
+func rowOf(d []float32, c, m int) []float32 {
+	if d == nil {
+		return nil
+	}
+	return d[c*m : (c+1)*m]
 }
 
 // rowMomentsGo returns the sum of row and the sum of its squared
@@ -50,10 +80,14 @@ func rowMomentsGo(row []float32) (sum, ss float64) {
 	return sum, ss
 }
 
-// normalizeRowGo computes dst = (src-mu)*scale + shift, then ReLU if relu.
-func normalizeRowGo(dst, src []float32, mu, scale, shift float32, relu bool) {
+// normalizeRowGo computes dst = (src-mu)*scale + shift, plus res where res
+// is not nil, then ReLU if relu.
+func normalizeRowGo(dst, src, res []float32, mu, scale, shift float32, relu bool) {
 	for i, v := range src {
 		o := (v-mu)*scale + shift
+		if res != nil {
+			o += res[i]
+		}
 		if relu && o < 0 {
 			o = 0
 		}
@@ -62,26 +96,39 @@ func normalizeRowGo(dst, src []float32, mu, scale, shift float32, relu bool) {
 }
 
 func (b *Backend) BatchNormInfer(y, x, gamma, beta, runMean, runVar compute.Tensor, eps float32, relu bool) {
+	b.batchNormInfer(y, x, nil, gamma, beta, runMean, runVar, eps, relu)
+}
+
+// BatchNormInferAddReLU is BatchNormInfer, then y += res and ReLU, in the
+// same pass (compute.ResidualNorm).
+func (b *Backend) BatchNormInferAddReLU(y, x, res, gamma, beta, runMean, runVar compute.Tensor, eps float32) {
+	compute.MustShape("batch norm residual", res, x.Shape()...)
+	b.batchNormInfer(y, x, res, gamma, beta, runMean, runVar, eps, true)
+}
+
+func (b *Backend) batchNormInfer(y, x, res, gamma, beta, runMean, runVar compute.Tensor, eps float32, relu bool) {
 	C, M := rowsOf(x)
 	xd, yd, gd, bd, rm, rv := data(x), data(y), data(gamma), data(beta), data(runMean), data(runVar)
+	rd := optionalData(res)
 	parallel(C, 1, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
 			is := float32(1 / math.Sqrt(float64(rv[c])+float64(eps)))
-			normalizeRow(yd[c*M:(c+1)*M], xd[c*M:(c+1)*M], rm[c], is*gd[c], bd[c], relu)
+			normalizeRow(yd[c*M:(c+1)*M], xd[c*M:(c+1)*M], rowOf(rd, c, M), rm[c], is*gd[c], bd[c], relu)
 		}
 	})
 }
 
 func (b *Backend) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, invStd compute.Tensor, relu bool) {
 	C, M := rowsOf(x)
-	dxd, dgd, dbd, dyd, xd, yd := data(dx), data(dgamma), data(dbeta), data(dy), data(x), data(y)
+	dxd, dgd, dbd, dyd, xd := data(dx), data(dgamma), data(dbeta), data(dy), data(x)
 	gd, md, sd := data(gamma), data(mean), data(invStd)
+	var yd []float32 // only the ReLU's mask reads y
+	if relu {
+		yd = data(y)
+	}
 	parallel(C, 1, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
-			var yr []float32
-			if relu {
-				yr = yd[c*M : (c+1)*M]
-			}
+			yr := rowOf(yd, c, M)
 			sg, sgx := bnBackwardRow(dxd[c*M:(c+1)*M], xd[c*M:(c+1)*M], dyd[c*M:(c+1)*M], yr, md[c], sd[c], gd[c]*sd[c])
 			dgd[c] += float32(sgx)
 			dbd[c] += float32(sg)

@@ -4,8 +4,9 @@
 // swav_row_moments gives the row's sum and its sum of squared deviations
 // from mean = sum/M (two passes).
 void swav_row_moments(const float *x, long M, double *sum, double *ss);
-// swav_normalize_row: dst = (src - mu) * scale + shift, then ReLU if relu.
-void swav_normalize_row(float *dst, const float *src, long M, float mu, float scale, float shift, int relu);
+// swav_normalize_row: dst = (src - mu) * scale + shift, plus res[i] where
+// res is not NULL (a residual), then ReLU if relu.
+void swav_normalize_row(float *dst, const float *src, const float *res, long M, float mu, float scale, float shift, int relu);
 // swav_bn_backward_row: with g = dy masked where y <= 0 (y NULL: no ReLU),
 // *sg = sum g and *sgx = sum g*(x-mu)*is, then
 // dx = k * (g - sg/M - (x-mu)*is * sgx/M).

@@ -14,11 +14,15 @@ func rowMoments(row []float32) (sum, ss float64) {
 }
 
 // normalizeRow is normalizeRowGo in norm.c.
-func normalizeRow(dst, src []float32, mu, scale, shift float32, relu bool) {
-	if len(dst) < len(src) {
-		panic("cpu: normalizeRow into a shorter row")
+func normalizeRow(dst, src, res []float32, mu, scale, shift float32, relu bool) {
+	if len(dst) < len(src) || (res != nil && len(res) < len(src)) {
+		panic("cpu: normalizeRow with a shorter row")
 	}
-	C.swav_normalize_row(fptr(dst), fptr(src), C.long(len(src)), C.float(mu), C.float(scale), C.float(shift), cbool(relu))
+	var rp *C.float
+	if res != nil {
+		rp = fptr(res)
+	}
+	C.swav_normalize_row(fptr(dst), fptr(src), rp, C.long(len(src)), C.float(mu), C.float(scale), C.float(shift), cbool(relu))
 }
 
 // bnBackwardRow is bnBackwardRowGo in norm.c.

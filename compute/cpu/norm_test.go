@@ -31,9 +31,12 @@ func TestBatchNormRowsMatchGo(t *testing.T) {
 		for _, relu := range []bool{false, true} {
 			name := fmt.Sprintf("M=%d relu=%v", m, relu)
 			got, want := make([]float32, m), make([]float32, m)
-			normalizeRow(got, x, 2.9, 0.7, -0.2, relu)
-			normalizeRowGo(want, x, 2.9, 0.7, -0.2, relu)
+			normalizeRow(got, x, nil, 2.9, 0.7, -0.2, relu)
+			normalizeRowGo(want, x, nil, 2.9, 0.7, -0.2, relu)
 			close32(t, name+" normalize", got, want)
+			normalizeRow(got, x, dy, 2.9, 0.7, -0.2, relu) // dy as a residual
+			normalizeRowGo(want, x, dy, 2.9, 0.7, -0.2, relu)
+			close32(t, name+" normalize with a residual", got, want)
 
 			var yr []float32
 			if relu {
@@ -46,6 +49,72 @@ func TestBatchNormRowsMatchGo(t *testing.T) {
 			close32(t, name+" dx", got, want)
 		}
 	}
+}
+
+// TestBatchNormAddReLUMatchesTwoPasses: batch norm with the residual add
+// and ReLU in one pass gives what BatchNormTrain (no ReLU) and AddReLU give
+// one after the other, and the same statistics; so does the inference form.
+func TestBatchNormAddReLUMatchesTwoPasses(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	be := New()
+	for _, shape := range [][]int{{3, 2, 5, 5}, {16, 7, 4, 4}, {5, 70}} {
+		x, res := be.New(shape...), be.New(shape...)
+		be.Upload(x, randSlice(rng, x.Len()))
+		be.Upload(res, randSlice(rng, res.Len()))
+		c := shape[0]
+		vecs := func() []compute.Tensor {
+			v := make([]compute.Tensor, 4) // gamma, beta, running mean, running variance
+			for i := range v {
+				v[i] = be.New(c)
+			}
+			be.Upload(v[0], randSlice(rng, c))
+			be.Upload(v[1], randSlice(rng, c))
+			be.Upload(v[3], filledSlice(c, 1))
+			return v
+		}
+		one, two := vecs(), vecs()
+		for i := range one {
+			be.Upload(two[i], host(be, one[i]))
+		}
+		fused, y, sum := be.New(shape...), be.New(shape...), be.New(shape...)
+		m1, s1, m2, s2 := be.New(c), be.New(c), be.New(c), be.New(c)
+		be.BatchNormTrainAddReLU(fused, x, res, one[0], one[1], m1, s1, one[2], one[3], 0.1, 1e-5)
+		be.BatchNormTrain(y, x, two[0], two[1], m2, s2, two[2], two[3], 0.1, 1e-5, false)
+		be.AddReLU(sum, y, res)
+		name := fmt.Sprint(shape)
+		close32(t, name+" train", host(be, fused), host(be, sum))
+		for i, pair := range [][2]compute.Tensor{{m1, m2}, {s1, s2}, {one[2], two[2]}, {one[3], two[3]}} {
+			close32(t, fmt.Sprintf("%s statistics %d", name, i), host(be, pair[0]), host(be, pair[1]))
+		}
+		be.BatchNormInferAddReLU(fused, x, res, one[0], one[1], one[2], one[3], 1e-5)
+		be.BatchNormInfer(y, x, one[0], one[1], one[2], one[3], 1e-5, false)
+		be.AddReLU(sum, y, res)
+		close32(t, name+" inference", host(be, fused), host(be, sum))
+		zeros := 0
+		for _, v := range host(be, fused) {
+			if v == 0 {
+				zeros++
+			}
+		}
+		if zeros == 0 || zeros == x.Len() {
+			t.Fatalf("%s: %d of %d outputs are 0: the ReLU was not exercised", name, zeros, x.Len())
+		}
+	}
+}
+
+// host is t's contents.
+func host(be *Backend, t compute.Tensor) []float32 {
+	d := make([]float32, t.Len())
+	be.Download(d, t)
+	return d
+}
+
+func filledSlice(n int, v float32) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = v
+	}
+	return s
 }
 
 func close64(t *testing.T, what string, got, want float64) {
