@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/swavd/swavd/compute"
@@ -69,7 +70,7 @@ func TestBatchNormAddReLUMatchesTwoPasses(t *testing.T) {
 			}
 			be.Upload(v[0], randSlice(rng, c))
 			be.Upload(v[1], randSlice(rng, c))
-			be.Upload(v[3], filledSlice(c, 1))
+			be.Upload(v[3], slices.Repeat([]float32{1}, c))
 			return v
 		}
 		one, two := vecs(), vecs()
@@ -107,14 +108,6 @@ func host(be *Backend, t compute.Tensor) []float32 {
 	d := make([]float32, t.Len())
 	be.Download(d, t)
 	return d
-}
-
-func filledSlice(n int, v float32) []float32 {
-	s := make([]float32, n)
-	for i := range s {
-		s[i] = v
-	}
-	return s
 }
 
 func close64(t *testing.T, what string, got, want float64) {
