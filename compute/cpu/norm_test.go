@@ -154,6 +154,19 @@ func BenchmarkBatchNorm(b *testing.B) {
 				be.BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, invStd, true)
 			}
 		})
+		// A residual block's end, dy standing in for the shortcut: batch
+		// norm then AddReLU, against the two in one pass.
+		b.Run(fmt.Sprintf("%dx%dx%d/add-relu-two-passes", s.c, s.hw, s.hw), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				be.BatchNormTrain(y, x, gamma, beta, mean, invStd, runMean, runVar, 0.1, 1e-5, false)
+				be.AddReLU(dx, y, dy)
+			}
+		})
+		b.Run(fmt.Sprintf("%dx%dx%d/add-relu-fused", s.c, s.hw, s.hw), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				be.BatchNormTrainAddReLU(dx, x, dy, gamma, beta, mean, invStd, runMean, runVar, 0.1, 1e-5)
+			}
+		})
 		be.Release(x, y, dx, dy, gamma, beta, mean, invStd, runMean, runVar, dgamma, dbeta)
 	}
 }
