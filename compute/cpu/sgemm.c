@@ -195,15 +195,18 @@ _Static_assert(MC * KC % 16 == 0, "the B panel must stay 64-byte aligned");
 
 // use_dot says whether A*B^T goes to the unpacked dot-product kernel: for
 // small products deep in K, where packing costs about as much as the
-// multiply-adds (BenchmarkGemmDeep, AVX-512, one core, since the packing
-// transposes in registers: the dot kernel 1.3x at [32 x 32], 1.13x at
-// [64 x 64], 2.3x at [32 x 27] (a partial panel); packed 1.2x at
-// [128 x 64] and 1.15x at [128 x 128], and ahead from [64 x 288] up).
+// multiply-adds. Since the packing transposes in registers
+// (BenchmarkGemmDeep, AVX-512, one core, operands in cache): the dot
+// kernel 1.3x at [32 x 32], 2.3x at [32 x 27] (a partial panel), 1.13x at
+// [64 x 64]; packed 1.2x at [128 x 64], 1.15x at [128 x 128], and ahead
+// from [64 x 288] up. At [64 x 64] as the Winograd filter gradients run
+// them (their planes read from L3, both cores busy), packed was ahead
+// (64->64 layers 1.0-1.25x), so the dot kernel keeps 32 and under.
 static int dot_mode = -1; // -1: by shape; 0: never; 1: always (swav_sgemm_dot_mode)
 static int use_dot(int M, int N, int K) {
 	if (dot_mode >= 0) return dot_mode;
 	const int big = M > N ? M : N;
-	return big <= 64 && K >= 8 * big;
+	return big <= 32 && K >= 8 * big;
 }
 
 void swav_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
