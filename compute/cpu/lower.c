@@ -205,6 +205,30 @@ static inline __attribute__((always_inline)) void col2im_k3_pad1(float *dst, con
 SWAV_CLONES void swav_col2im(float *dx, const float *col, size_t ld, swav_conv_geom g, int n0, int n1, int c0, int c1) {
 	const int k = g.k, s = g.stride, pad = g.pad, Wo = g.Wo;
 	const size_t hw = (size_t)g.Ho * Wo, plane = (size_t)g.H * g.W;
+	if (s == 2 && k == 1 && pad == 0) { // 1x1: onto the even lanes of the even rows, the odd lanes plus zeros
+		for (int c = c0; c < c1; c++)
+			for (int n = n0; n < n1; n++) {
+				float *img = dx + ((size_t)c * g.N + n) * plane;
+				const float *src = col + (size_t)c * ld + (size_t)(n - n0) * hw;
+				for (int oh = 0; oh < g.Ho; oh++) {
+					float *dst = img + (size_t)2 * oh * g.W;
+					const float *row = src + (size_t)oh * Wo;
+					int ow = 0;
+					for (; ow + 8 <= Wo && 2 * ow + 16 <= g.W; ow += 8) {
+						const v8f z = {0}, r = load8(row + ow);
+						store8(dst + 2 * ow, load8(dst + 2 * ow) + __builtin_shuffle(r, z, (v8i){0, 8, 1, 8, 2, 8, 3, 8}));
+						store8(dst + 2 * ow + 8, load8(dst + 2 * ow + 8) + __builtin_shuffle(r, z, (v8i){4, 8, 5, 8, 6, 8, 7, 8}));
+					}
+					for (; ow + 4 <= Wo && 2 * ow + 8 <= g.W; ow += 4) {
+						const v4f z = {0}, r = load4(row + ow);
+						store4(dst + 2 * ow, load4(dst + 2 * ow) + __builtin_shuffle(r, z, (v4i){0, 4, 1, 4}));
+						store4(dst + 2 * ow + 4, load4(dst + 2 * ow + 4) + __builtin_shuffle(r, z, (v4i){2, 4, 3, 4}));
+					}
+					for (; ow < Wo; ow++) dst[2 * ow] += row[ow];
+				}
+			}
+		return;
+	}
 	if (s == 2 && k == 3 && pad == 1 && g.W == 2 * Wo) { // a kernel row's three taps at once, row by row
 		for (int c = c0; c < c1; c++)
 			for (int n = n0; n < n1; n++) {
