@@ -171,10 +171,6 @@ func MatMulDims(c, a, b Tensor, transA, transB bool) (m, n, k int) {
 	return m, n, k
 }
 
-// AsyncReader is a backend whose work runs asynchronously (GL): ReadAsync
-// queues a copy of t behind the work issued so far and returns at once;
-// Pending.Wait blocks until the copy is done and fills dst. The trainer
-// reads each step's loss this way, one step late, so the CPU prepares the
 // ResidualNorm is what a backend may offer beyond Backend: the end of a
 // residual block in one pass, y = max(BN(x) + res, 0), where
 // BatchNormTrain (or BatchNormInfer) and AddReLU take two passes and write
@@ -186,6 +182,10 @@ type ResidualNorm interface {
 	BatchNormInferAddReLU(y, x, res, gamma, beta, runMean, runVar Tensor, eps float32)
 }
 
+// AsyncReader is a backend whose work runs asynchronously (GL): ReadAsync
+// queues a copy of t behind the work issued so far and returns at once;
+// Pending.Wait blocks until the copy is done and fills dst. The trainer
+// reads each step's loss this way, one step late, so the CPU prepares the
 // next step while the device finishes this one.
 type AsyncReader interface {
 	ReadAsync(t Tensor) Pending
