@@ -8,8 +8,8 @@
 // baseline, and the loader picks the best this processor runs (GCC's
 // target_clones, resolved once through an ifunc). The baseline x86-64
 // build runs every loop on SSE2; in the clones the compiler's own vector
-// loops take the wider registers, and the four-float ones here at least
-// get their double-precision sums in one register instead of two. Static
+// loops take the wider registers, and so do the explicit vectors below
+// (batch norm's eight-double sums are one AVX-512 register each). Static
 // helpers they call are inlined into each clone.
 #if defined(__x86_64__)
 #define SWAV_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
