@@ -182,6 +182,16 @@ type ResidualNorm interface {
 	BatchNormInferAddReLU(y, x, res, gamma, beta, runMean, runVar Tensor, eps float32)
 }
 
+// ConvNormInfer is what a backend may offer beyond Backend: a convolution
+// whose output goes through inference batch norm (running statistics),
+// plus res where res is not nil, then ReLU if relu, applied as the
+// convolution writes its output, where Conv2D, BatchNormInfer and AddReLU
+// take up to three passes over it. The model uses it in inference where
+// a backend has it.
+type ConvNormInfer interface {
+	Conv2DNormInfer(y, x, w Tensor, p ConvParams, gamma, beta, runMean, runVar Tensor, eps float32, res Tensor, relu bool)
+}
+
 // AsyncReader is a backend whose work runs asynchronously (GL): ReadAsync
 // queues a copy of t behind the work issued so far and returns at once;
 // Pending.Wait blocks until the copy is done and fills dst. The trainer

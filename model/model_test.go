@@ -2,8 +2,11 @@ package model
 
 import (
 	"math"
+	"math/rand/v2"
+	"strings"
 	"testing"
 
+	"github.com/swavd/swavd/compute"
 	"github.com/swavd/swavd/compute/cpu"
 )
 
@@ -47,5 +50,64 @@ func TestParamFloatsMatchesTheModel(t *testing.T) {
 			t.Errorf("%v: ParamFloats %d, the model has %d", a, got, want)
 		}
 		m.Close()
+	}
+}
+
+// plainBackend hides what a backend offers beyond compute.Backend (the
+// fused passes), so the model takes its separate passes.
+type plainBackend struct{ compute.Backend }
+
+// Inference through the fused convolution and batch norm
+// (compute.ConvNormInfer) gives the scores the separate passes give, bit
+// for bit, with running statistics and affine parameters away from their
+// initial 0 and 1.
+func TestInferenceFusedMatchesSeparatePasses(t *testing.T) {
+	be := cpu.New()
+	if _, ok := compute.Backend(be).(compute.ConvNormInfer); !ok {
+		t.Fatal("the CPU backend does not offer ConvNormInfer")
+	}
+	m, err := New(be, edgeSmall, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	rng := rand.New(rand.NewPCG(3, 4))
+	fill := func(t compute.Tensor, lo, hi float32) {
+		v := make([]float32, t.Len())
+		for i := range v {
+			v[i] = lo + (hi-lo)*rng.Float32()
+		}
+		be.Upload(t, v)
+	}
+	for name, buf := range m.set.buffers {
+		if strings.HasSuffix(name, "running_var") {
+			fill(buf, 0.2, 3)
+		} else {
+			fill(buf, -0.5, 0.5)
+		}
+	}
+	for _, p := range m.set.params {
+		if strings.HasSuffix(p.Name, ".bn.weight") {
+			fill(p.W, 0.5, 1.5)
+		} else if strings.HasSuffix(p.Name, ".bn.bias") {
+			fill(p.W, -0.3, 0.3)
+		}
+	}
+	const n = 5
+	x := be.New(3, n, 32, 32)
+	defer be.Release(x)
+	fill(x, 0, 1)
+	scores := func(b compute.Backend) []float32 {
+		ctx := &Ctx{Be: b}
+		defer ctx.Free()
+		out := make([]float32, n*edgeSmall.Prototypes)
+		be.Download(out, m.Scores(ctx, m.Features(ctx, x)))
+		return out
+	}
+	fused, separate := scores(be), scores(plainBackend{be})
+	for i := range separate {
+		if fused[i] != separate[i] {
+			t.Fatalf("score %d: fused %v, separate passes %v", i, fused[i], separate[i])
+		}
 	}
 }

@@ -23,6 +23,9 @@ func newConvBN(s *paramSet, rng *rand.Rand, name string, cin, cout, k, stride in
 }
 
 func (l *convBN) forward(ctx *Ctx, x compute.Tensor, relu bool) (compute.Tensor, convBNCache) {
+	if y, ok := l.forwardInferFused(ctx, x, nil, relu); ok {
+		return y, convBNCache{}
+	}
 	z := l.Conv.forward(ctx, x)
 	y, c := l.BN.forward(ctx, z, relu)
 	return y, convBNCache{x: x, bn: c}
@@ -32,6 +35,9 @@ func (l *convBN) forward(ctx *Ctx, x compute.Tensor, relu bool) (compute.Tensor,
 // ReLU: y = max(BN(conv(x)) + res, 0). In one pass where the backend
 // offers it (compute.ResidualNorm), else batch norm, then AddReLU.
 func (l *convBN) forwardAddReLU(ctx *Ctx, x, res compute.Tensor) (compute.Tensor, convBNCache) {
+	if y, ok := l.forwardInferFused(ctx, x, res, true); ok {
+		return y, convBNCache{}
+	}
 	z := l.Conv.forward(ctx, x)
 	rn, fused := ctx.Be.(compute.ResidualNorm)
 	if !fused {
@@ -42,6 +48,22 @@ func (l *convBN) forwardAddReLU(ctx *Ctx, x, res compute.Tensor) (compute.Tensor
 	}
 	out := ctx.Empty(z.Shape()...)
 	return out, convBNCache{x: x, bn: l.BN.forwardAddReLU(ctx, rn, out, z, res)}
+}
+
+// forwardInferFused is the layer in inference in one pass over its output
+// where the backend offers it (compute.ConvNormInfer): y = BN(conv(x)),
+// plus res where res is not nil, then ReLU if relu. It says false, doing
+// nothing, in training or on a backend without it.
+func (l *convBN) forwardInferFused(ctx *Ctx, x, res compute.Tensor, relu bool) (compute.Tensor, bool) {
+	cn, ok := ctx.Be.(compute.ConvNormInfer)
+	if ctx.Train || !ok {
+		return nil, false
+	}
+	xs, ws := x.Shape(), l.Conv.W.W.Shape()
+	y := ctx.Empty(ws[0], xs[1], l.Conv.P.OutSize(xs[2]), l.Conv.P.OutSize(xs[3]))
+	n := &l.BN
+	cn.Conv2DNormInfer(y, x, l.Conv.W.W, l.Conv.P, n.Gamma.W, n.Beta.W, n.RunMean, n.RunVar, n.Eps, res, relu)
+	return y, true
 }
 
 // release frees what the layer made in the forward pass (not its input).

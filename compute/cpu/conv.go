@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 
 	"github.com/swavd/swavd/compute"
@@ -189,27 +190,89 @@ func (b *Backend) forChunks(g convGeom, fn func(n0, n1 int, col []float32, ld in
 }
 
 func (b *Backend) Conv2D(y, x, w compute.Tensor, p compute.ConvParams) {
+	b.conv2D(y, x, w, p, nil)
+}
+
+// normEpilogue is inference batch norm, a residual add and ReLU, applied
+// by a convolution to its output while it is in cache: channel c's
+// values v become (v - mu[c]) * scale[c] + shift[c], plus res (shaped as
+// the output) where res is not nil, then ReLU if relu (normalizeRow).
+type normEpilogue struct {
+	mu, scale, shift, res []float32
+	relu                  bool
+}
+
+// apply applies the epilogue to images [n0, n1) of output channels
+// [co0, co1) of y, [Co, N, hw].
+func (e *normEpilogue) apply(y []float32, g convGeom, co0, co1, n0, n1 int) {
+	hw := g.Ho * g.Wo
+	for c := co0; c < co1; c++ {
+		lo, hi := (c*g.N+n0)*hw, (c*g.N+n1)*hw
+		var res []float32
+		if e.res != nil {
+			res = e.res[lo:hi]
+		}
+		normalizeRow(y[lo:hi], y[lo:hi], res, e.mu[c], e.scale[c], e.shift[c], e.relu)
+	}
+}
+
+// Conv2DNormInfer is Conv2D, then BatchNormInfer, then (res not nil) the
+// residual add, then (relu) ReLU, with the normalization applied where
+// the convolution writes its output (compute.ConvNormInfer): in the
+// Winograd output transform, row by row, or block by block after the
+// product, while the block is in cache; the same expressions as the
+// separate passes, so the same values.
+func (b *Backend) Conv2DNormInfer(y, x, w compute.Tensor, p compute.ConvParams, gamma, beta, runMean, runVar compute.Tensor, eps float32, res compute.Tensor, relu bool) {
+	co := w.Shape()[0]
+	for _, t := range []compute.Tensor{gamma, beta, runMean, runVar} {
+		compute.MustShape("conv batch norm parameter", t, co)
+	}
+	if res != nil {
+		compute.MustShape("conv batch norm residual", res, y.Shape()...)
+	}
+	e := &normEpilogue{mu: data(runMean), scale: make([]float32, co), shift: data(beta), res: optionalData(res), relu: relu}
+	gd, rv := data(gamma), data(runVar)
+	for c := range co { // as batchNormInfer
+		e.scale[c] = float32(1/math.Sqrt(float64(rv[c])+float64(eps))) * gd[c]
+	}
+	b.conv2D(y, x, w, p, e)
+}
+
+// conv2D is Conv2D, with the epilogue e applied to the output where e is
+// not nil.
+func (b *Backend) conv2D(y, x, w compute.Tensor, p compute.ConvParams, e *normEpilogue) {
 	g := geometry(x, w, p)
 	compute.MustShape("conv2d output", y, g.Co, g.N, g.Ho, g.Wo)
 	total := g.N * g.Ho * g.Wo
+	// applyAll applies e to all of y, split over the cores by channel.
+	applyAll := func(n0, n1 int) {
+		if e != nil {
+			parallel(g.Co, 1, func(lo, hi int) { e.apply(data(y), g, lo, hi, n0, n1) })
+		}
+	}
 	if g.pointwise() {
 		gemm(false, false, g.Co, total, g.C, 1, data(w), g.C, data(x), total, 0, data(y), total)
+		applyAll(0, g.N)
 		return
 	}
 	if b.winograd(g) {
-		b.winogradConv(data(y), data(x), data(w), g)
+		b.winogradConv(data(y), data(x), data(w), g, e)
 		return
 	}
 	hw := g.Ho * g.Wo
 	if b.lowerBlocks(g, func(_, n0, n1 int, col []float32, ld int) {
 		im2colRows(col, ld, data(x), g, n0, n1, 0, g.rows())
 		gemmSerial(false, false, g.Co, (n1-n0)*hw, g.rows(), 1, data(w), g.rows(), col, ld, 0, data(y)[n0*hw:], total)
+		if e != nil {
+			e.apply(data(y), g, 0, g.Co, n0, n1)
+		}
 	}) {
 		return
 	}
 	b.forChunks(g, func(n0, n1 int, col []float32, ld int) {
 		im2col(col, ld, data(x), g, n0, n1)
 		gemm(false, false, g.Co, (n1-n0)*hw, g.rows(), 1, data(w), g.rows(), col, ld, 0, data(y)[n0*hw:], total)
+		applyAll(n0, n1)
 	})
 }
 
@@ -281,7 +344,7 @@ func (b *Backend) Conv2DGradInput(dx, dy, w compute.Tensor, p compute.ConvParams
 				}
 			}
 		}
-		b.winogradConv(data(dx), data(dy), ft.data, convGeom{C: g.Co, N: g.N, H: g.Ho, W: g.Wo, Co: g.C, Ho: g.H, Wo: g.W, p: g.p})
+		b.winogradConv(data(dx), data(dy), ft.data, convGeom{C: g.Co, N: g.N, H: g.Ho, W: g.Wo, Co: g.C, Ho: g.H, Wo: g.W, p: g.p}, nil)
 		return
 	}
 	hw := g.Ho * g.Wo

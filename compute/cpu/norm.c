@@ -1,4 +1,5 @@
 #include "norm.h"
+#include "norm_row.h"
 #include "simd.h"
 
 typedef double v8d __attribute__((vector_size(64)));
@@ -37,19 +38,7 @@ SWAV_CLONES void swav_row_moments(const float *x, long M, double *sum, double *s
 }
 
 SWAV_CLONES void swav_normalize_row(float *dst, const float *src, const float *res, long M, float mu, float scale, float shift, int relu) {
-	if (res) // batch norm and the residual add in one pass (a residual block's end)
-		for (long i = 0; i < M; i++) {
-			float o = (src[i] - mu) * scale + shift;
-			o = o + res[i];
-			dst[i] = relu && o < 0 ? 0 : o;
-		}
-	else if (relu)
-		for (long i = 0; i < M; i++) {
-			float o = (src[i] - mu) * scale + shift;
-			dst[i] = o < 0 ? 0 : o;
-		}
-	else
-		for (long i = 0; i < M; i++) dst[i] = (src[i] - mu) * scale + shift;
+	normalize_row(dst, src, res, M, mu, scale, shift, relu);
 }
 
 SWAV_CLONES void swav_bn_backward_row(float *dx, const float *x, const float *dy, const float *y, long M, float mu, float is, float k,

@@ -1,5 +1,6 @@
 #include <stddef.h>
 #include <string.h>
+#include "norm_row.h"
 #include "simd.h"
 #include "winograd.h"
 
@@ -291,7 +292,21 @@ static inline __attribute__((always_inline)) void output_row(const float *restri
 	}
 }
 
-SWAV_CLONES void swav_wino_output(float *y, const float *M, size_t plane, int Co, int N, int H, int W, int n0, int n1, int o0, int o1) {
+// swav_epilogue is swav_wino_output's batch norm, residual and ReLU.
+typedef struct {
+	const float *mu, *scale, *shift, *res;
+	int relu;
+} swav_epilogue;
+
+// epilogue applies ep to output channel co's row of W values at offset
+// off of y, just written and still in L1.
+static inline __attribute__((always_inline)) void epilogue(float *y, size_t off, int W, int co, const swav_epilogue *ep) {
+	normalize_row(y + off, y + off, ep->res ? ep->res + off : NULL, W, ep->mu[co], ep->scale[co], ep->shift[co], ep->relu);
+}
+
+SWAV_CLONES void swav_wino_output(float *y, const float *M, size_t plane, int Co, int N, int H, int W, int n0, int n1, int o0, int o1,
+				  const float *mu, const float *scale, const float *shift, const float *res, int relu) {
+	const swav_epilogue epi = {mu, scale, shift, res, relu}, *ep = mu ? &epi : NULL;
 	const int th = (H + 1) / 2, tw = (W + 1) / 2, nb = n1 - n0;
 	const size_t T = (size_t)nb * th * tw;
 	if (tw <= SMALL_TW) {
@@ -306,9 +321,13 @@ SWAV_CLONES void swav_wino_output(float *y, const float *M, size_t plane, int Co
 					const int two = 2 * ti + 1 < H;
 					output_row(M + (size_t)co * T + ((size_t)ti * nb + (g0 - n0)) * tw, plane, tiles, tiles, rows, two ? rows + L : NULL);
 					for (int n = g0; n < g1; n++) {
-						float *img = y + ((size_t)co * N + n) * H * W + (size_t)(2 * ti) * W;
-						copy_floats(img, rows + (n - g0) * 2 * tw, W);
-						if (two) copy_floats(img + W, rows + L + (n - g0) * 2 * tw, W);
+						const size_t off = ((size_t)co * N + n) * H * W + (size_t)(2 * ti) * W;
+						copy_floats(y + off, rows + (n - g0) * 2 * tw, W);
+						if (two) copy_floats(y + off + W, rows + L + (n - g0) * 2 * tw, W);
+						if (ep) {
+							epilogue(y, off, W, co, ep);
+							if (two) epilogue(y, off + W, W, co, ep);
+						}
 					}
 				}
 		return;
@@ -318,8 +337,14 @@ SWAV_CLONES void swav_wino_output(float *y, const float *M, size_t plane, int Co
 			float *img = y + ((size_t)co * N + n) * H * W;
 			for (int ti = 0; ti < th; ti++) {
 				float *out0 = img + (size_t)(2 * ti) * W;
+				const int two = 2 * ti + 1 < H;
 				output_row(M + (size_t)co * T + ((size_t)(n - n0) * th + ti) * tw, plane, W / 2, tw, out0,
-					   2 * ti + 1 < H ? out0 + W : NULL);
+					   two ? out0 + W : NULL);
+				if (ep) {
+					const size_t off = (size_t)(out0 - y);
+					epilogue(y, off, W, co, ep);
+					if (two) epilogue(y, off + W, W, co, ep);
+				}
 			}
 		}
 }

@@ -8,8 +8,13 @@ void swav_wino_filter(float *U, const float *w, int Co, int C);
 // channels [c0, c1); plane (>= C*T) is the distance between the 16.
 void swav_wino_input(float *V, size_t plane, const float *x, int C, int N, int H, int W, int n0, int n1, int c0, int c1);
 // swav_wino_output: y = A^T m A of every tile of M[16][Co][T] (planes
-// plane >= Co*T apart), for output channels [o0, o1).
-void swav_wino_output(float *y, const float *M, size_t plane, int Co, int N, int H, int W, int n0, int n1, int o0, int o1);
+// plane >= Co*T apart), for output channels [o0, o1). Where mu is not
+// NULL, each value v of channel c is then written as inference batch norm
+// gives it, (v - mu[c]) * scale[c] + shift[c], plus res (shaped as y)
+// where res is not NULL, then ReLU if relu: the normalization's pass over
+// y done while its rows are in L1.
+void swav_wino_output(float *y, const float *M, size_t plane, int Co, int N, int H, int W, int n0, int n1, int o0, int o1,
+		      const float *mu, const float *scale, const float *shift, const float *res, int relu);
 // swav_wino_outgrad: M[16][Co][T] = A g A^T of every 2x2 tile g of the
 // output gradient dy (the adjoint of swav_wino_output), for channels [o0, o1).
 void swav_wino_outgrad(float *M, size_t plane, const float *dy, int Co, int N, int H, int W, int n0, int n1, int o0, int o1);

@@ -13,8 +13,9 @@ const haveWinograd = true
 // are transformed (winograd.c), the 16 products per chunk are [Co x C] by
 // [C x tiles] on the SGEMM, and the results are transformed back. Where
 // the batch allows, each core takes whole blocks of images through all
-// three steps (fused); else each step is split over the cores.
-func (b *Backend) winogradConv(y, x, w []float32, g convGeom) {
+// three steps (fused); else each step is split over the cores. Where e is
+// not nil, the output transform applies it (swav_wino_output).
+func (b *Backend) winogradConv(y, x, w []float32, g convGeom, e *normEpilogue) {
 	if len(w) < g.Co*g.C*9 || len(x) < g.C*g.N*g.H*g.W || len(y) < g.Co*g.N*g.H*g.W || g.Ho != g.H || g.Wo != g.W {
 		panic("cpu: winograd convolution of mismatched buffers")
 	}
@@ -27,7 +28,7 @@ func (b *Backend) winogradConv(y, x, w []float32, g convGeom) {
 			for e := 0; e < 16; e++ {
 				gemmSerial(false, false, g.Co, c.T, g.C, 1, u.data[e*g.Co*g.C:], g.C, c.v[e*c.planeV:], c.T, 0, c.m[e*c.planeM:], c.T)
 			}
-			c.output(y, g, 0, g.Co)
+			c.output(y, g, 0, g.Co, e)
 		})
 		return
 	}
@@ -36,7 +37,7 @@ func (b *Backend) winogradConv(y, x, w []float32, g convGeom) {
 		for e := 0; e < 16; e++ {
 			gemm(false, false, g.Co, c.T, g.C, 1, u.data[e*g.Co*g.C:], g.C, c.v[e*c.planeV:], c.T, 0, c.m[e*c.planeM:], c.T)
 		}
-		parallel(g.Co, 1, func(lo, hi int) { c.output(y, g, lo, hi) })
+		parallel(g.Co, 1, func(lo, hi int) { c.output(y, g, lo, hi, e) })
 	})
 }
 
@@ -83,9 +84,24 @@ func (c wChunk) input(x []float32, g convGeom, lo, hi int) {
 }
 
 // output transforms output channels [lo, hi) of the chunk's products c.m
-// back into y.
-func (c wChunk) output(y []float32, g convGeom, lo, hi int) {
-	C.swav_wino_output(fptr(y), fptr(c.m), C.size_t(c.planeM), C.int(g.Co), C.int(g.N), C.int(g.H), C.int(g.W), C.int(c.n0), C.int(c.n1), C.int(lo), C.int(hi))
+// back into y, applying e where it is not nil.
+func (c wChunk) output(y []float32, g convGeom, lo, hi int, e *normEpilogue) {
+	var mu, scale, shift, res *C.float
+	relu := false
+	if e != nil {
+		mu, scale, shift, relu = fptr(e.mu), fptr(e.scale), fptr(e.shift), e.relu
+		if e.res != nil {
+			if len(e.res) < len(y) {
+				panic("cpu: winograd residual shorter than the output")
+			}
+			res = fptr(e.res)
+		}
+		if len(e.mu) < g.Co || len(e.scale) < g.Co || len(e.shift) < g.Co {
+			panic("cpu: winograd epilogue shorter than the output channels")
+		}
+	}
+	C.swav_wino_output(fptr(y), fptr(c.m), C.size_t(c.planeM), C.int(g.Co), C.int(g.N), C.int(g.H), C.int(g.W), C.int(c.n0), C.int(c.n1), C.int(lo), C.int(hi),
+		mu, scale, shift, res, cbool(relu))
 }
 
 // outgrad transforms channels [lo, hi) of the chunk's output gradient

@@ -5,7 +5,7 @@ package cpu
 // Without cgo there is no Winograd path: convolutions are lowered.
 const haveWinograd = false
 
-func (b *Backend) winogradConv(y, x, w []float32, g convGeom) {
+func (b *Backend) winogradConv(y, x, w []float32, g convGeom, e *normEpilogue) {
 	panic("cpu: winograd convolution in a build without cgo")
 }
 
