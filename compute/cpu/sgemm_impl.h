@@ -270,8 +270,12 @@ ATTR static void FN(int ta, int tb, int M, int N, int K, float alpha, const floa
 	float t[MR * NR] __attribute__((aligned(64)));
 	for (int j0 = 0; j0 < N; j0 += NC) {
 		int nc = N - j0 < NC ? N - j0 : NC;
-		for (int k0 = 0; k0 < K; k0 += KC) {
-			int kc = K - k0 < KC ? K - k0 : KC;
+		// K in near-equal blocks of at most KC, each a multiple of 16
+		// (the packing's vector loops): 288 as 144+144, not 256+32, whose
+		// short block costs a pass over C for little work.
+		const int kblocks = (K + KC - 1) / KC, kstep = ((K + kblocks - 1) / kblocks + 15) / 16 * 16;
+		for (int k0 = 0; k0 < K; k0 += kstep) {
+			int kc = K - k0 < kstep ? K - k0 : kstep;
 			float b0 = k0 == 0 ? beta : 1;
 			PACKB(pb, B, ldb, tb, k0, kc, j0, nc);
 			for (int i0 = 0; i0 < M; i0 += MC) {
