@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"unsafe"
 
 	"github.com/swavd/swavd/compute"
 )
@@ -47,6 +48,7 @@ func (b *Backend) winograd(g convGeom) bool {
 // its transforms: the input's v (16 planes planeV apart) and the output's
 // (or output gradient's) m (planeM apart).
 type wChunk struct {
+	core           int // which core runs it (eachBlock), for per-core sums
 	n0, n1, T      int
 	v, m           []float32
 	planeV, planeM int
@@ -73,23 +75,36 @@ func (b *Backend) winogradChunks(g convGeom, f func(wChunk)) {
 // winogradBlockBudget bounds one core's block of images on the fused
 // Winograd path, its transformed input and products together (in
 // float32s). Measured on edge-small's 3x3 layers at batch 64: 2^19 and 2^21
-// were no faster, 2^17 much slower (too few tiles, the products' columns,
-// to keep the kernel busy). The filter gradient stays on the planes path:
-// fused, its products (K = a block's tiles) ran 40% slower.
+// were no faster for the forward products; the filter gradient, fused,
+// 1.1-1.25x faster than on the planes path at 8x8 to 32x32 (its products
+// are deep in the block's tiles, so it keeps this budget).
 const winogradBlockBudget = 1 << 20
+
+// winogradPackedBlockBudget is winogradBlockBudget where the input
+// transform writes its planes packed for the products (packedInput): 2^18
+// (1 MiB) and the planes' padding, so that a 32x32 image of 32 channels
+// in and out makes a block, and the block's planes stay in the core's L2
+// (2 MiB here) from the transform to the products, which then read them
+// with no packing pass between. One core, the forward and input gradient
+// of edge-small's 32x32 and 16x16 layers: 1.2-1.3x over packed planes at
+// 2^20 (which go out to L3 and back), where neither change alone gained
+// more than 1.05x. (2^17 had been much slower only because a 32x32 image
+// no longer fit a block, so the path fell back to planes.)
+const winogradPackedBlockBudget = 1<<18 + 1<<10
 
 // blockCount is how a fused Winograd convolution splits the batch: per
 // images in each of n blocks.
 type blockCount struct{ per, n int }
 
 // blocking splits the batch for the fused Winograd path (splitBatch), each
-// block's transforms within winogradBlockBudget.
-func (b *Backend) blocking(g convGeom) (blockCount, bool) {
+// block's transforms within budget (winogradBlockBudget or
+// winogradPackedBlockBudget).
+func (b *Backend) blocking(g convGeom, budget int) (blockCount, bool) {
 	if b.winogradPlanes {
 		return blockCount{}, false
 	}
 	tiles := ((g.H + 1) / 2) * ((g.W + 1) / 2)
-	return splitBatch(g.N, (g.C+g.Co)*tiles, winogradBlockBudget/16-32)
+	return splitBatch(g.N, (g.C+g.Co)*tiles, budget/16-32)
 }
 
 // splitBatch splits n images into blocks of whole images, each of at most
@@ -111,19 +126,74 @@ func splitBatch(n, perImage, budget int) (blockCount, bool) {
 }
 
 // eachBlock runs fn on every block, the blocks shared out over the cores,
-// each core with its own scratch for the transforms.
-func (b *Backend) eachBlock(g convGeom, bl blockCount, fn func(wChunk)) {
+// each core with its own scratch for the transforms. The input's planes
+// are rounded up to whole panels of 32 tiles (the widest the packed
+// products read) and start 64-byte aligned.
+func (b *Backend) eachBlock(g convGeom, bl blockCount, budget int, fn func(wChunk)) {
 	tiles := ((g.H + 1) / 2) * ((g.W + 1) / 2)
-	planeV, planeM := g.C*bl.per*tiles+16, g.Co*bl.per*tiles+16
-	parallel(bl.n, 1, func(lo, hi int) {
-		buf := b.get([]int{pooledLength(16*(planeV+planeM), winogradBlockBudget)})
+	planeV, planeM := g.C*((bl.per*tiles+31)/32*32)+16, g.Co*bl.per*tiles+16
+	parallelCores(bl.n, 1, func(core, lo, hi int) {
+		buf := b.get([]int{pooledLength(16*(planeV+planeM)+16, budget)})
 		defer b.Release(buf)
-		v, m := buf.data[:16*planeV], buf.data[16*planeV:16*(planeV+planeM)]
+		v := aligned64(buf.data)[:16*planeV]
+		m := buf.data[len(buf.data)-16*planeM:]
 		for i := lo; i < hi; i++ {
 			n0, n1 := i*bl.per, min(g.N, (i+1)*bl.per)
-			fn(wChunk{n0: n0, n1: n1, T: (n1 - n0) * tiles, v: v, m: m, planeV: planeV, planeM: planeM})
+			fn(wChunk{core: core, n0: n0, n1: n1, T: (n1 - n0) * tiles, v: v, m: m, planeV: planeV, planeM: planeM})
 		}
 	})
+}
+
+// coreSums holds one partial sum per core (parallelCores' core index),
+// each made on the core's first block, so that blocks on different cores
+// add into different memory.
+type coreSums struct {
+	b     *Backend
+	n     int
+	parts []*Tensor
+}
+
+func newCoreSums(b *Backend, n int) *coreSums {
+	return &coreSums{b: b, n: n, parts: make([]*Tensor, runtime.GOMAXPROCS(0))}
+}
+
+// part is core's partial sum and the beta its next product takes: 0 on
+// the first (the part is fresh), 1 after.
+func (s *coreSums) part(core int) ([]float32, float32) {
+	if s.parts[core] == nil {
+		s.parts[core] = s.b.get([]int{s.n})
+		return s.parts[core].data, 0
+	}
+	return s.parts[core].data, 1
+}
+
+// addTo sets dst = beta*dst + the sum of the parts (dst overwritten,
+// NaN or not, where beta is 0), and releases them.
+func (s *coreSums) addTo(dst []float32, beta float32) {
+	for _, p := range s.parts {
+		if p == nil {
+			continue
+		}
+		if beta == 0 {
+			copy(dst, p.data)
+		} else {
+			for i, v := range p.data {
+				dst[i] = beta*dst[i] + v
+			}
+		}
+		beta = 1
+		s.b.Release(p)
+	}
+}
+
+// aligned64 is d from its first element on a 64-byte boundary, at most 15
+// floats in.
+func aligned64(d []float32) []float32 {
+	off := 0
+	for off < len(d) && uintptr(unsafe.Pointer(&d[off]))%64 != 0 {
+		off++
+	}
+	return d[off:]
 }
 
 // pooledLength rounds a large scratch length up to budget, so the pool
@@ -291,30 +361,13 @@ func (b *Backend) Conv2DGradFilter(dw, dy, x compute.Tensor, p compute.ConvParam
 	hw := g.Ho * g.Wo
 	// Each core sums its blocks' products in its own part, and the parts
 	// are added up at the end.
-	parts := make([]*Tensor, runtime.GOMAXPROCS(0))
+	sums := newCoreSums(b, g.Co*g.rows())
 	if b.lowerBlocks(g, func(core, n0, n1 int, col []float32, ld int) {
-		acc := float32(1)
-		if parts[core] == nil {
-			parts[core], acc = b.get([]int{g.Co * g.rows()}), 0
-		}
+		part, acc := sums.part(core)
 		im2colRows(col, ld, data(x), g, n0, n1, 0, g.rows())
-		gemmSerial(false, true, g.Co, g.rows(), (n1-n0)*hw, 1, data(dy)[n0*hw:], total, col, ld, acc, parts[core].data, g.rows())
+		gemmSerial(false, true, g.Co, g.rows(), (n1-n0)*hw, 1, data(dy)[n0*hw:], total, col, ld, acc, part, g.rows())
 	}) {
-		d := data(dw)
-		for _, p := range parts {
-			if p == nil {
-				continue
-			}
-			if beta == 0 { // overwritten, NaN or not
-				copy(d, p.data)
-			} else {
-				for i, v := range p.data {
-					d[i] = beta*d[i] + v
-				}
-			}
-			beta = 1
-			b.Release(p)
-		}
+		sums.addTo(data(dw), beta)
 		return
 	}
 	b.forChunks(g, func(n0, n1 int, col []float32, ld int) {

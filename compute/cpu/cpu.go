@@ -49,6 +49,10 @@ type Backend struct {
 	// lowerChunks does the same for the lowered convolutions (see
 	// lowerBlocks).
 	lowerChunks bool
+	// unpackedInput has the fused Winograd path's input transform write
+	// its planes as they are, packed then by each product (tests compare
+	// the two).
+	unpackedInput bool
 }
 
 // New returns a CPU backend.

@@ -36,6 +36,37 @@ func gemmSerial(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b
 		C.float(beta), (*C.float)(unsafe.Pointer(&c[0])), C.int(ldc), (*C.float)(unsafe.Pointer(&(*w)[0])))
 }
 
+// packedK is the deepest product gemmPackedB takes.
+const packedK = C.SWAV_SGEMM_KC
+
+// gemmPanelShift is log2 of the width of the kernel's B panels (32 for
+// AVX-512, 16 for the others), the layout gemmPackedB reads.
+func gemmPanelShift() int {
+	nr := int(C.swav_sgemm_nr())
+	shift := 0
+	for 1<<shift < nr {
+		shift++
+	}
+	return shift
+}
+
+// gemmPackedB is gemmSerial(false, false, m, n, k, 1, a, lda, B, n, beta,
+// c, ldc) with B already packed in bp (swav_sgemm_packed_b: panels of
+// 1<<gemmPanelShift() columns, k at most packedK, bp 64-byte aligned and
+// covering the last panel whole).
+func gemmPackedB(m, n, k int, a []float32, lda int, bp []float32, beta float32, c []float32, ldc int) {
+	nr := 1 << gemmPanelShift()
+	if k > packedK || len(bp) < (n+nr-1)/nr*nr*k || uintptr(unsafe.Pointer(&bp[0]))%64 != 0 ||
+		len(a) < (m-1)*lda+k || len(c) < (m-1)*ldc+n {
+		panic(fmt.Sprintf("cpu: packed product %dx%dx%d of mismatched or misaligned buffers", m, n, k))
+	}
+	w := workspaces.Get().(*[]float32)
+	defer workspaces.Put(w)
+	C.swav_sgemm_packed_b(C.int(m), C.int(n), C.int(k), (*C.float)(unsafe.Pointer(&a[0])), C.int(lda),
+		(*C.float)(unsafe.Pointer(&bp[0])), C.float(beta), (*C.float)(unsafe.Pointer(&c[0])), C.int(ldc),
+		(*C.float)(unsafe.Pointer(&(*w)[0])))
+}
+
 func cbool(b bool) C.int {
 	if b {
 		return 1

@@ -12,7 +12,7 @@
 #include <asm/hwcap.h>
 #endif
 
-#define KC 256
+#define KC SWAV_SGEMM_KC
 #define MC 96
 #define NC 2048
 #define AT(m, ld, trans, r, c) ((trans) ? (m)[(size_t)(c) * (ld) + (r)] : (m)[(size_t)(r) * (ld) + (c)])
@@ -121,7 +121,7 @@ typedef float v4 __attribute__((vector_size(16)));
 #endif
 
 typedef void sgemm_fn(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                      const float *B, int ldb, float beta, float *C, int ldc, float *work);
+                      const float *B, int ldb, float beta, float *C, int ldc, float *work, const float *Bp);
 typedef void dot_fn(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                     float beta, float *C, int ldc);
 
@@ -130,15 +130,16 @@ static const struct {
 	const char *name;
 	sgemm_fn *fn;
 	dot_fn *dot;
+	int nr; // the width of its B panels
 } variants[] = {
 #if defined(__x86_64__)
-	{"avx512", sgemm_avx512, sgemm_avx512_dot},
-	{"avx2", sgemm_avx2, sgemm_avx2_dot},
+	{"avx512", sgemm_avx512, sgemm_avx512_dot, 32},
+	{"avx2", sgemm_avx2, sgemm_avx2_dot, 16},
 #endif
 #if defined(__aarch64__)
-	{"neon", sgemm_neon, sgemm_neon_dot},
+	{"neon", sgemm_neon, sgemm_neon_dot, 16},
 #endif
-	{"generic", sgemm_generic, sgemm_generic_dot},
+	{"generic", sgemm_generic, sgemm_generic_dot, 16},
 };
 #define NVARIANTS (int)(sizeof variants / sizeof variants[0])
 
@@ -221,7 +222,15 @@ void swav_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A
 		variants[current].dot(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 		return;
 	}
-	variants[current].fn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, work);
+	variants[current].fn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, work, NULL);
+}
+
+int swav_sgemm_nr(void) { return variants[current].nr; }
+
+void swav_sgemm_packed_b(int M, int N, int K, const float *A, int lda, const float *Bp, float beta, float *C, int ldc,
+                         float *work) {
+	if (M <= 0 || N <= 0 || K <= 0 || K > KC) return;
+	variants[current].fn(0, 0, M, N, K, 1, A, lda, NULL, 0, beta, C, ldc, work, Bp);
 }
 
 void swav_sgemm_dot_mode(int mode) { dot_mode = mode; }

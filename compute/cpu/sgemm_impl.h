@@ -264,9 +264,12 @@ ATTR static void DOT(int M, int N, int K, float alpha, const float *A, int lda, 
 #undef DJ
 #undef DK
 
+// FN computes C = alpha*op(A)*op(B) + beta*C. Where Bp is not NULL, B is
+// given already packed there (see swav_sgemm_packed_b; K at most KC, so
+// one block of K) and B, ldb and tb are unused.
 ATTR static void FN(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                    const float *B, int ldb, float beta, float *C, int ldc, float *work) {
-	float *pa = work, *pb = work + MC * KC;
+                    const float *B, int ldb, float beta, float *C, int ldc, float *work, const float *Bp) {
+	float *pa = work;
 	float t[MR * NR] __attribute__((aligned(64)));
 	for (int j0 = 0; j0 < N; j0 += NC) {
 		int nc = N - j0 < NC ? N - j0 : NC;
@@ -277,7 +280,8 @@ ATTR static void FN(int ta, int tb, int M, int N, int K, float alpha, const floa
 		for (int k0 = 0; k0 < K; k0 += kstep) {
 			int kc = K - k0 < kstep ? K - k0 : kstep;
 			float b0 = k0 == 0 ? beta : 1;
-			PACKB(pb, B, ldb, tb, k0, kc, j0, nc);
+			const float *pb = Bp ? Bp + (size_t)j0 * K : work + MC * KC;
+			if (!Bp) PACKB(work + MC * KC, B, ldb, tb, k0, kc, j0, nc);
 			for (int i0 = 0; i0 < M; i0 += MC) {
 				int mc = M - i0 < MC ? M - i0 : MC;
 				PACKA(pa, A, lda, ta, i0, mc, k0, kc);

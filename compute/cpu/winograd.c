@@ -166,8 +166,7 @@ static inline __attribute__((always_inline)) void input_row_masked(const float *
 // three products; at 8x8 (4 tiles a row, the four-tile loop) no gain, and
 // with larger images, whose tiles spread over a whole chunk this way, the
 // filter gradient ran at half the speed.
-#define SMALL_TW 3
-#define GROUP 64
+#define GROUP 64 // SMALL_TW is in winograd.h
 
 // input_group transforms tile row ti of images [g0, g1) of channel img
 // (pointing at image 0), their tiles tw apart in the group's row o: the
@@ -190,7 +189,8 @@ static inline __attribute__((always_inline)) void input_group(const float *img, 
 	input_row_masked(pad, ld, (g1 - g0) * tw, o, plane, keepL, keepR);
 }
 
-SWAV_CLONES void swav_wino_input(float *V, size_t plane, const float *x, int C, int N, int H, int W, int n0, int n1, int c0, int c1) {
+SWAV_CLONES void swav_wino_input(float *V, size_t plane, const float *x, int C, int N, int H, int W, int n0, int n1, int c0, int c1,
+				 int nrshift) {
 	const int th = (H + 1) / 2, tw = (W + 1) / 2, nb = n1 - n0;
 	const size_t T = (size_t)nb * th * tw;
 	if (tw <= SMALL_TW) {
@@ -235,7 +235,18 @@ SWAV_CLONES void swav_wino_input(float *V, size_t plane, const float *x, int C, 
 					else
 						memset(slot + 1, 0, sizeof(float) * W);
 				}
-				input_row(r, tw, V + (size_t)c * T + ((size_t)(n - n0) * th + ti) * tw, plane);
+				const size_t t0 = ((size_t)(n - n0) * th + ti) * tw;
+				if (!nrshift) {
+					input_row(r, tw, V + (size_t)c * T + t0, plane);
+					continue;
+				}
+				// Packed for the product (swav_sgemm_packed_b): eight
+				// tiles at a time, each eight within one panel.
+				for (int tj = 0; tj < tw; tj += 8) {
+					const size_t t = t0 + tj, nr = (size_t)1 << nrshift;
+					const float *r8[4] = {r[0] + 2 * tj, r[1] + 2 * tj, r[2] + 2 * tj, r[3] + 2 * tj};
+					input_row(r8, 8, V + (t >> nrshift) * C * nr + (size_t)c * nr + (t & (nr - 1)), plane);
+				}
 			}
 		}
 }

@@ -2,11 +2,18 @@
 // (Lavin and Gray 2016): each 2x2 block of outputs costs 16 products per
 // channel pair instead of 36. x and y are [C, N, H, W]; a chunk of images
 // [n0, n1) has T = (n1-n0) * ceil(H/2) * ceil(W/2) tiles.
+// SMALL_TW: images at most this many tiles wide are transformed side by
+// side (winograd.c).
+#define SMALL_TW 3
 // swav_wino_filter: U[16][Co][C] = G g G^T of every 3x3 filter w[Co][C].
 void swav_wino_filter(float *U, const float *w, int Co, int C);
 // swav_wino_input: V[16][C][T] = B^T d B of every 4x4 input tile, for
-// channels [c0, c1); plane (>= C*T) is the distance between the 16.
-void swav_wino_input(float *V, size_t plane, const float *x, int C, int N, int H, int W, int n0, int n1, int c0, int c1);
+// channels [c0, c1); plane (>= C*T) is the distance between the 16. With
+// nrshift > 0, each plane is written packed as swav_sgemm_packed_b reads
+// its B, in panels of 1 << nrshift tiles (plane >= C*T rounded up to a
+// panel); then (W+1)/2 must be a multiple of 8.
+void swav_wino_input(float *V, size_t plane, const float *x, int C, int N, int H, int W, int n0, int n1, int c0, int c1,
+		     int nrshift);
 // swav_wino_output: y = A^T m A of every tile of M[16][Co][T] (planes
 // plane >= Co*T apart), for output channels [o0, o1). Where mu is not
 // NULL, each value v of channel c is then written as inference batch norm

@@ -22,11 +22,19 @@ func (b *Backend) winogradConv(y, x, w []float32, g convGeom, e *normEpilogue) {
 	u := b.get([]int{16 * g.Co * g.C})
 	defer b.Release(u)
 	C.swav_wino_filter(fptr(u.data), fptr(w), C.int(g.Co), C.int(g.C))
-	if bl, ok := b.blocking(g); ok {
-		b.eachBlock(g, bl, func(c wChunk) {
-			c.input(x, g, 0, g.C)
-			for e := 0; e < 16; e++ {
-				gemmSerial(false, false, g.Co, c.T, g.C, 1, u.data[e*g.Co*g.C:], g.C, c.v[e*c.planeV:], c.T, 0, c.m[e*c.planeM:], c.T)
+	shift, budget := 0, winogradBlockBudget
+	if b.packedInput(g) {
+		shift, budget = gemmPanelShift(), winogradPackedBlockBudget
+	}
+	if bl, ok := b.blocking(g, budget); ok {
+		b.eachBlock(g, bl, budget, func(c wChunk) {
+			c.input(x, g, 0, g.C, shift)
+			for p := 0; p < 16; p++ {
+				if shift > 0 {
+					gemmPackedB(g.Co, c.T, g.C, u.data[p*g.Co*g.C:], g.C, c.v[p*c.planeV:], 0, c.m[p*c.planeM:], c.T)
+				} else {
+					gemmSerial(false, false, g.Co, c.T, g.C, 1, u.data[p*g.Co*g.C:], g.C, c.v[p*c.planeV:], c.T, 0, c.m[p*c.planeM:], c.T)
+				}
 			}
 			c.output(y, g, 0, g.Co, e)
 		})
@@ -53,6 +61,24 @@ func (b *Backend) winogradGradFilter(dw, dy, x []float32, g convGeom, beta float
 	}
 	du := b.get([]int{16 * g.Co * g.C})
 	defer b.Release(du)
+	if bl, ok := b.blocking(g, winogradBlockBudget); ok && (g.W+1)/2 > smallTileWidth {
+		// Each core takes its blocks through both transforms and the 16
+		// products, summing them in its own part. Images narrow enough
+		// to be transformed side by side stay on the planes path, where
+		// the groups are whole (at 4x4, 128 channels: 1.15x slower fused).
+		sums := newCoreSums(b, 16*g.Co*g.C)
+		b.eachBlock(g, bl, winogradBlockBudget, func(c wChunk) {
+			part, acc := sums.part(c.core)
+			c.input(x, g, 0, g.C, 0)
+			c.outgrad(dy, g, 0, g.Co)
+			for e := 0; e < 16; e++ {
+				gemmSerial(false, true, g.Co, g.C, c.T, 1, c.m[e*c.planeM:], c.T, c.v[e*c.planeV:], c.T, acc, part[e*g.Co*g.C:], g.C)
+			}
+		})
+		sums.addTo(du.data, 0)
+		C.swav_wino_filter_grad(fptr(dw), fptr(du.data), C.int(g.Co), C.int(g.C), C.float(beta))
+		return
+	}
 	first := true
 	b.winogradChunks(g, func(c wChunk) {
 		winogradInput(x, g, c)
@@ -75,12 +101,25 @@ func (b *Backend) winogradGradFilter(dw, dy, x []float32, g convGeom, beta float
 // winogradInput transforms the chunk's input tiles into c.v, split over
 // the cores by channel.
 func winogradInput(x []float32, g convGeom, c wChunk) {
-	parallel(g.C, 1, func(lo, hi int) { c.input(x, g, lo, hi) })
+	parallel(g.C, 1, func(lo, hi int) { c.input(x, g, lo, hi, 0) })
 }
 
-// input transforms channels [lo, hi) of the chunk's input tiles into c.v.
-func (c wChunk) input(x []float32, g convGeom, lo, hi int) {
-	C.swav_wino_input(fptr(c.v), C.size_t(c.planeV), fptr(x), C.int(g.C), C.int(g.N), C.int(g.H), C.int(g.W), C.int(c.n0), C.int(c.n1), C.int(lo), C.int(hi))
+// smallTileWidth is winograd.c's SMALL_TW: images at most this many tiles
+// wide are transformed side by side, GROUP of them at a time.
+const smallTileWidth = C.SMALL_TW
+
+// packedInput says whether the fused path's input transform writes its
+// planes packed for the products (gemmPackedB), sparing them the packing
+// pass: where rows of tiles are whole groups of eight (widths of 16, 32
+// ... pixels) and the channels one block of the product's depth.
+func (b *Backend) packedInput(g convGeom) bool {
+	return !b.unpackedInput && (g.W+1)/2%8 == 0 && g.C <= packedK
+}
+
+// input transforms channels [lo, hi) of the chunk's input tiles into c.v,
+// packed in panels of 1<<shift tiles where shift > 0 (packedInput).
+func (c wChunk) input(x []float32, g convGeom, lo, hi, shift int) {
+	C.swav_wino_input(fptr(c.v), C.size_t(c.planeV), fptr(x), C.int(g.C), C.int(g.N), C.int(g.H), C.int(g.W), C.int(c.n0), C.int(c.n1), C.int(lo), C.int(hi), C.int(shift))
 }
 
 // output transforms output channels [lo, hi) of the chunk's products c.m

@@ -59,7 +59,7 @@ func testWinogradMatchesLowering(t *testing.T, wino *Backend) {
 		}
 		cores := runtime.GOMAXPROCS(0)
 		want := !wino.winogradPlanes && sh.n >= cores // a block per core at least
-		if bl, fused := wino.blocking(g); fused != want || (fused && bl.n < min(sh.n, 2*cores)) {
+		if bl, fused := wino.blocking(g, winogradBlockBudget); fused != want || (fused && bl.n < min(sh.n, 2*cores)) {
 			t.Fatalf("%+v: fused %v in %d blocks, want fused %v in at least two blocks per core (or one per image)", sh, fused, bl.n, want)
 		}
 		name := fmt.Sprintf("C%d Co%d %dx%d N%d planes %v", sh.c, sh.co, sh.h, sh.w, sh.n, wino.winogradPlanes)
@@ -124,7 +124,7 @@ func TestWinogradNeighboursApart(t *testing.T) {
 // chunksOf counts the chunks Winograd takes a batch in when its planes
 // are split over the cores, or the blocks when the path is fused.
 func chunksOf(b *Backend, g convGeom) int {
-	if bl, ok := b.blocking(g); ok {
+	if bl, ok := b.blocking(g, winogradBlockBudget); ok {
 		return bl.n
 	}
 	chunks := 0
