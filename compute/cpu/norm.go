@@ -112,10 +112,16 @@ func (b *Backend) batchNormInfer(y, x, res, gamma, beta, runMean, runVar compute
 	rd := optionalData(res)
 	parallel(C, 1, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
-			is := float32(1 / math.Sqrt(float64(rv[c])+float64(eps)))
-			normalizeRow(yd[c*M:(c+1)*M], xd[c*M:(c+1)*M], rowOf(rd, c, M), rm[c], is*gd[c], bd[c], relu)
+			normalizeRow(yd[c*M:(c+1)*M], xd[c*M:(c+1)*M], rowOf(rd, c, M), rm[c], inferScale(gd, rv, eps, c), bd[c], relu)
 		}
 	})
+}
+
+// inferScale is inference batch norm's multiplier for channel c,
+// gamma / sqrt(running variance + eps), shared by the separate pass and
+// the convolution's output pass so that both give the same values.
+func inferScale(gamma, runVar []float32, eps float32, c int) float32 {
+	return float32(1/math.Sqrt(float64(runVar[c])+float64(eps))) * gamma[c]
 }
 
 func (b *Backend) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, invStd compute.Tensor, relu bool) {
