@@ -96,10 +96,15 @@ func newConv(s *paramSet, rng *rand.Rand, name string, cin, cout, k, stride int)
 }
 
 func (c *Conv) forward(ctx *Ctx, x compute.Tensor) compute.Tensor {
-	xs, ws := x.Shape(), c.W.Shape
-	y := ctx.Empty(ws[0], xs[1], c.P.OutSize(xs[2]), c.P.OutSize(xs[3]))
+	y := c.output(ctx, x)
 	ctx.Be.Conv2D(y, x, c.W.W, c.P)
 	return y
+}
+
+// output allocates the convolution's output for input x, until ctx.Free.
+func (c *Conv) output(ctx *Ctx, x compute.Tensor) compute.Tensor {
+	xs, ws := x.Shape(), c.W.Shape
+	return ctx.Empty(ws[0], xs[1], c.P.OutSize(xs[2]), c.P.OutSize(xs[3]))
 }
 
 // backward accumulates the filter gradient and, if wanted, returns the

@@ -59,8 +59,7 @@ func (l *convBN) forwardInferFused(ctx *Ctx, x, res compute.Tensor, relu bool) (
 	if ctx.Train || !ok {
 		return nil, false
 	}
-	xs, ws := x.Shape(), l.Conv.W.W.Shape()
-	y := ctx.Empty(ws[0], xs[1], l.Conv.P.OutSize(xs[2]), l.Conv.P.OutSize(xs[3]))
+	y := l.Conv.output(ctx, x)
 	n := &l.BN
 	cn.Conv2DNormInfer(y, x, l.Conv.W.W, l.Conv.P, n.Gamma.W, n.Beta.W, n.RunMean, n.RunVar, n.Eps, res, relu)
 	return y, true
