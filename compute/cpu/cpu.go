@@ -171,13 +171,16 @@ func parallelCores(n, grain int, fn func(core, lo, hi int)) {
 		fn(0, 0, n)
 		return
 	}
+	t := &task{fn: fn, n: n, parts: workers}
+	if runOnWorkers(t) {
+		return
+	}
 	var wg sync.WaitGroup
 	for i := 1; i < workers; i++ {
-		lo, hi := n*i/workers, n*(i+1)/workers
 		wg.Add(1)
-		go func() { defer wg.Done(); fn(i, lo, hi) }()
+		go func() { defer wg.Done(); t.run(i) }()
 	}
-	fn(0, 0, n/workers)
+	t.run(0)
 	wg.Wait()
 }
 

@@ -1,0 +1,118 @@
+package cpu
+
+import (
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// coverage runs parallelCores over n with the given grain and checks that
+// every index was run exactly once, by a core numbered below GOMAXPROCS,
+// and that no core number ran two ranges at once.
+func coverage(t *testing.T, n, grain int) {
+	t.Helper()
+	hits := make([]int32, n)
+	var mu sync.Mutex
+	busy := map[int]bool{}
+	parallelCores(n, grain, func(core, lo, hi int) {
+		mu.Lock()
+		if core < 0 || core >= runtime.GOMAXPROCS(0) || busy[core] {
+			t.Errorf("n=%d: core %d out of range or already running", n, core)
+		}
+		busy[core] = true
+		mu.Unlock()
+		for i := lo; i < hi; i++ {
+			hits[i]++
+		}
+		mu.Lock()
+		busy[core] = false
+		mu.Unlock()
+	})
+	for i, h := range hits {
+		if h != 1 {
+			t.Fatalf("n=%d grain=%d: index %d run %d times", n, grain, i, h)
+		}
+	}
+}
+
+func TestParallelCoresRunsEachIndexOnce(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{1, 2, 3, 5} {
+		runtime.GOMAXPROCS(procs)
+		for n := 0; n < 40; n++ {
+			for _, grain := range []int{1, 3, 16} {
+				coverage(t, n, grain)
+			}
+		}
+	}
+}
+
+// TestParallelWorkersAfterParking: the workers park after spinFor; a call
+// after that must wake them, not hang or run a range twice.
+func TestParallelWorkersAfterParking(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	runtime.GOMAXPROCS(4)
+	for i := 0; i < 5; i++ {
+		coverage(t, 100, 1)
+		time.Sleep(3 * spinFor)
+	}
+}
+
+// TestParallelFromManyGoroutines: callers that find the workers taken (a
+// second goroutine, or a range that itself calls parallelCores) run on
+// goroutines of their own; every index still runs once.
+func TestParallelFromManyGoroutines(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	runtime.GOMAXPROCS(3)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				coverage(t, 7+g, 1)
+			}
+		}()
+	}
+	wg.Wait()
+	inner := make([]int32, 6*10)
+	parallelCores(6, 1, func(_, lo, hi int) {
+		for o := lo; o < hi; o++ {
+			parallelCores(10, 1, func(_, l, h int) {
+				for i := l; i < h; i++ {
+					inner[o*10+i]++
+				}
+			})
+		}
+	})
+	for i, h := range inner {
+		if h != 1 {
+			t.Fatalf("nested: index %d run %d times", i, h)
+		}
+	}
+}
+
+// TestParallelRacesParking hands out work just as the workers give up
+// spinning and park, again and again: a wake-up lost between the two
+// would leave a range unrun and this call waiting forever (the watchdog
+// then fails the test).
+func TestParallelRacesParking(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	runtime.GOMAXPROCS(2)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			panic("parallelCores hung: a worker missed its wake-up")
+		}
+	}()
+	for i := 0; i < 2000; i++ {
+		coverage(t, 2, 1)
+		wait := spinFor - 20*time.Microsecond + time.Duration(i%40)*time.Microsecond
+		for start := time.Now(); time.Since(start) < wait; {
+		}
+	}
+}
