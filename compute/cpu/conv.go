@@ -91,9 +91,17 @@ const winogradBlockBudget = 1 << 20
 // no longer fit a block, so the path fell back to planes.)
 const winogradPackedBlockBudget = 1<<18 + 1<<10
 
-// blockCount is how a fused Winograd convolution splits the batch: per
-// images in each of n blocks.
-type blockCount struct{ per, n int }
+// blockCount is how a fused convolution splits the batch: images into n
+// blocks of whole images, their sizes differing by one at most.
+type blockCount struct{ images, n int }
+
+// bounds is block i's images [n0,n1).
+func (bl blockCount) bounds(i int) (n0, n1 int) {
+	return bl.images * i / bl.n, bl.images * (i + 1) / bl.n
+}
+
+// per is the most images in one block.
+func (bl blockCount) per() int { return (bl.images + bl.n - 1) / bl.n }
 
 // blocking splits the batch for the fused Winograd path (splitBatch), each
 // block's transforms within budget (winogradBlockBudget or
@@ -107,21 +115,22 @@ func (b *Backend) blocking(g convGeom, budget int) (blockCount, bool) {
 }
 
 // splitBatch splits n images into blocks of whole images, each of at most
-// budget floats at perImage each, and at least two blocks per core so a
-// slow core does not hold the others up for long. It says false when there
-// are too few images for every core to have a block (inference on a frame
-// or two) or one image is larger than a block: then each step is split
-// over the cores instead.
+// budget floats at perImage each, at least two blocks per core, and as
+// many blocks on every core, so that each core has the same number of
+// images, give or take one: blocks of up to per images, cut where they
+// fall, had left one core 12-19% more images than the other in several
+// layers at batch 16. It says false when there are too few images for
+// every core to have a block (inference on a frame or two) or one image
+// is larger than a block: then each step is split over the cores instead.
 func splitBatch(n, perImage, budget int) (blockCount, bool) {
 	per := budget / perImage
 	workers := runtime.GOMAXPROCS(0)
 	if per < 1 || n < workers {
 		return blockCount{}, false
 	}
-	if (n+per-1)/per < 2*workers {
-		per = max(1, n/(2*workers))
-	}
-	return blockCount{per: per, n: (n + per - 1) / per}, true
+	blocks := max((n+per-1)/per, 2*workers)
+	blocks = min(n, (blocks+workers-1)/workers*workers)
+	return blockCount{images: n, n: blocks}, true
 }
 
 // eachBlock runs fn on every block, the blocks shared out over the cores,
@@ -130,14 +139,14 @@ func splitBatch(n, perImage, budget int) (blockCount, bool) {
 // products read) and start 64-byte aligned.
 func (b *Backend) eachBlock(g convGeom, bl blockCount, budget int, fn func(wChunk)) {
 	tiles := ((g.H + 1) / 2) * ((g.W + 1) / 2)
-	planeV, planeM := g.C*((bl.per*tiles+31)/32*32)+16, g.Co*bl.per*tiles+16
+	planeV, planeM := g.C*((bl.per()*tiles+31)/32*32)+16, g.Co*bl.per()*tiles+16
 	parallelCores(bl.n, 1, func(core, lo, hi int) {
 		buf := b.get([]int{pooledLength(16*(planeV+planeM)+16, budget)})
 		defer b.Release(buf)
 		v := aligned64(buf.data)[:16*planeV]
 		m := buf.data[len(buf.data)-16*planeM:]
 		for i := lo; i < hi; i++ {
-			n0, n1 := i*bl.per, min(g.N, (i+1)*bl.per)
+			n0, n1 := bl.bounds(i)
 			fn(wChunk{core: core, n0: n0, n1: n1, T: (n1 - n0) * tiles, v: v, m: m, planeV: planeV, planeM: planeM})
 		}
 	})
@@ -234,12 +243,13 @@ func (b *Backend) lowerBlocks(g convGeom, fn func(core, n0, n1 int, col []float3
 	if !ok || b.lowerChunks {
 		return false
 	}
-	ld := bl.per*g.Ho*g.Wo + lowerPad
+	ld := bl.per()*g.Ho*g.Wo + lowerPad
 	parallelCores(bl.n, 1, func(core, lo, hi int) {
 		buf := b.get([]int{pooledLength(g.rows()*ld, lowerBlockBudget)})
 		defer b.Release(buf)
 		for i := lo; i < hi; i++ {
-			fn(core, i*bl.per, min(g.N, (i+1)*bl.per), buf.data[:g.rows()*ld], ld)
+			n0, n1 := bl.bounds(i)
+			fn(core, n0, n1, buf.data[:g.rows()*ld], ld)
 		}
 	})
 	return true

@@ -116,3 +116,48 @@ func TestParallelRacesParking(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitBatchBalancesCores: the blocks cover the batch once, in order,
+// none over the budget, and when parallelCores shares them out every core
+// gets as many images as the others, give or take one.
+func TestSplitBatchBalancesCores(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{1, 2, 3, 4} {
+		runtime.GOMAXPROCS(procs)
+		for n := 1; n <= 300; n++ {
+			for _, per := range []int{1, 2, 3, 9, 13, 37, 64, 500} {
+				bl, ok := splitBatch(n, 1000, per*1000+999)
+				if ok != (n >= procs) {
+					t.Fatalf("procs %d n %d per %d: split %v", procs, n, per, ok)
+				}
+				if !ok {
+					continue
+				}
+				if bl.per() > per {
+					t.Fatalf("procs %d n %d: blocks of %d images, budget %d", procs, n, bl.per(), per)
+				}
+				next, perCore := 0, make([]int, procs)
+				parallelCores(bl.n, 1, func(core, lo, hi int) {
+					for i := lo; i < hi; i++ {
+						n0, n1 := bl.bounds(i)
+						perCore[core] += n1 - n0
+					}
+				})
+				for i := 0; i < bl.n; i++ {
+					n0, n1 := bl.bounds(i)
+					if n0 != next || n1 <= n0 || n1-n0 > bl.per() {
+						t.Fatalf("procs %d n %d per %d: block %d is [%d,%d) after %d", procs, n, per, i, n0, n1, next)
+					}
+					next = n1
+				}
+				lo, hi := n, 0
+				for _, c := range perCore {
+					lo, hi = min(lo, c), max(hi, c)
+				}
+				if next != n || hi-lo > 1 || (bl.n >= procs && lo == 0) {
+					t.Fatalf("procs %d n %d per %d: %d blocks end at %d, images per core %v", procs, n, per, bl.n, next, perCore)
+				}
+			}
+		}
+	}
+}

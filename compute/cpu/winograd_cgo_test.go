@@ -40,8 +40,8 @@ func TestWinogradPackedInputMatchesUnpacked(t *testing.T) {
 			if _, fused := packed.blocking(g, winogradPackedBlockBudget); !fused || !packed.packedInput(g) || sh.n < runtime.GOMAXPROCS(0) {
 				t.Fatalf("%+v does not take the packed path (fused %v)", sh, fused)
 			}
-			if bl, _ := packed.blocking(g, winogradPackedBlockBudget); sh.n == 48 && bl.per*sh.h*sh.w/4 <= 2048 {
-				t.Fatalf("%+v: blocks of %d images, %d tiles: not more than 2048", sh, bl.per, bl.per*sh.h*sh.w/4)
+			if bl, _ := packed.blocking(g, winogradPackedBlockBudget); sh.n == 48 && bl.per()*sh.h*sh.w/4 <= 2048 {
+				t.Fatalf("%+v: blocks of %d images, %d tiles: not more than 2048", sh, bl.per(), bl.per()*sh.h*sh.w/4)
 			}
 			x, w, dy := randSlice(rng, sh.c*sh.n*sh.h*sh.w), randSlice(rng, sh.co*sh.c*9), randSlice(rng, sh.co*sh.n*sh.h*sh.w)
 			dw0 := randSlice(rng, sh.co*sh.c*9)
