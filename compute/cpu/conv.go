@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"iter"
 	"runtime"
 	"unsafe"
 
@@ -137,15 +138,15 @@ func splitBatch(n, perImage, budget int) (blockCount, bool) {
 // each core with its own scratch for the transforms. The input's planes
 // are rounded up to whole panels of 32 tiles (the widest the packed
 // products read) and start 64-byte aligned.
-func (b *Backend) eachBlock(g convGeom, bl blockCount, budget int, fn func(wChunk)) {
+func (b *Backend) eachBlock(g convGeom, bl blockCount, budget int, order blockOrder, fn func(wChunk)) {
 	tiles := ((g.H + 1) / 2) * ((g.W + 1) / 2)
 	planeV, planeM := g.C*((bl.per()*tiles+31)/32*32)+16, g.Co*bl.per()*tiles+16
-	parallelCores(bl.n, 1, func(core, lo, hi int) {
+	parallelBlocks(bl.n, order, func(core int, blocks iter.Seq[int]) {
 		buf := b.get([]int{pooledLength(16*(planeV+planeM)+16, budget)})
 		defer b.Release(buf)
 		v := aligned64(buf.data)[:16*planeV]
 		m := buf.data[len(buf.data)-16*planeM:]
-		for i := lo; i < hi; i++ {
+		for i := range blocks {
 			n0, n1 := bl.bounds(i)
 			fn(wChunk{core: core, n0: n0, n1: n1, T: (n1 - n0) * tiles, v: v, m: m, planeV: planeV, planeM: planeM})
 		}
@@ -238,16 +239,16 @@ const lowerBlockBudget = 1 << 18
 // blocks shared out over the cores (core: which one runs fn), each core
 // with its own lowered buffer (rows ld floats apart). It says false, doing
 // nothing, where the batch does not split (splitBatch): forChunks then.
-func (b *Backend) lowerBlocks(g convGeom, fn func(core, n0, n1 int, col []float32, ld int)) bool {
+func (b *Backend) lowerBlocks(g convGeom, order blockOrder, fn func(core, n0, n1 int, col []float32, ld int)) bool {
 	bl, ok := splitBatch(g.N, g.rows()*g.Ho*g.Wo, lowerBlockBudget-g.rows()*lowerPad)
 	if !ok || b.lowerChunks {
 		return false
 	}
 	ld := bl.per()*g.Ho*g.Wo + lowerPad
-	parallelCores(bl.n, 1, func(core, lo, hi int) {
+	parallelBlocks(bl.n, order, func(core int, blocks iter.Seq[int]) {
 		buf := b.get([]int{pooledLength(g.rows()*ld, lowerBlockBudget)})
 		defer b.Release(buf)
-		for i := lo; i < hi; i++ {
+		for i := range blocks {
 			n0, n1 := bl.bounds(i)
 			fn(core, n0, n1, buf.data[:g.rows()*ld], ld)
 		}
@@ -339,7 +340,7 @@ func (b *Backend) conv2D(y, x, w compute.Tensor, p compute.ConvParams, e *normEp
 		return
 	}
 	hw := g.Ho * g.Wo
-	if b.lowerBlocks(g, func(_, n0, n1 int, col []float32, ld int) {
+	if b.lowerBlocks(g, anyCore, func(_, n0, n1 int, col []float32, ld int) {
 		im2colRows(col, ld, data(x), g, n0, n1, 0, g.rows())
 		gemmSerial(false, false, g.Co, (n1-n0)*hw, g.rows(), 1, data(w), g.rows(), col, ld, 0, data(y)[n0*hw:], total)
 		if e != nil {
@@ -371,7 +372,7 @@ func (b *Backend) Conv2DGradFilter(dw, dy, x compute.Tensor, p compute.ConvParam
 	// Each core sums its blocks' products in its own part, and the parts
 	// are added up at the end.
 	sums := newCoreSums(b, g.Co*g.rows())
-	if b.lowerBlocks(g, func(core, n0, n1 int, col []float32, ld int) {
+	if b.lowerBlocks(g, fixedCores, func(core, n0, n1 int, col []float32, ld int) {
 		part, acc := sums.part(core)
 		im2colRows(col, ld, data(x), g, n0, n1, 0, g.rows())
 		gemmSerial(false, true, g.Co, g.rows(), (n1-n0)*hw, 1, data(dy)[n0*hw:], total, col, ld, acc, part, g.rows())
@@ -410,7 +411,7 @@ func (b *Backend) Conv2DGradInput(dx, dy, w compute.Tensor, p compute.ConvParams
 		return
 	}
 	hw := g.Ho * g.Wo
-	if b.lowerBlocks(g, func(_, n0, n1 int, col []float32, ld int) {
+	if b.lowerBlocks(g, anyCore, func(_, n0, n1 int, col []float32, ld int) {
 		gemmSerial(true, false, g.rows(), (n1-n0)*hw, g.Co, 1, data(w), g.rows(), data(dy)[n0*hw:], total, 0, col, ld)
 		// col2im adds: clear the block's images first, on this core,
 		// not the whole of dx on one core before the blocks start.

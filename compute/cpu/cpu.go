@@ -11,8 +11,10 @@ package cpu
 
 import (
 	"fmt"
+	"iter"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"gorgonia.org/tensor"
 
@@ -151,10 +153,59 @@ func (b *Backend) Download(dst []float32, src compute.Tensor) {
 	copy(dst, s)
 }
 
-// parallel splits [0,n) into one contiguous range per core when there is
-// at least grain work per range, and runs fn on each.
+// parallel runs fn on ranges that together cover [0,n) once, each of at
+// least grain work, on all cores: up to chunksPerCore ranges per core,
+// each core taking the next range when it finishes one. On a shared host
+// a core's speed changes from one call to the next; with one range per
+// core, whichever finished first had waited for the other for about a
+// tenth of every call.
 func parallel(n, grain int, fn func(lo, hi int)) {
-	parallelCores(n, grain, func(_, lo, hi int) { fn(lo, hi) })
+	chunks := min(chunksPerCore*runtime.GOMAXPROCS(0), n/max(grain, 1))
+	if chunks <= 1 {
+		fn(0, n)
+		return
+	}
+	parallelBlocks(chunks, anyCore, func(_ int, blocks iter.Seq[int]) {
+		for c := range blocks {
+			fn(n*c/chunks, n*(c+1)/chunks)
+		}
+	})
+}
+
+const chunksPerCore = 4
+
+// blockOrder says how parallelBlocks shares blocks out over the cores.
+type blockOrder bool
+
+const (
+	// anyCore: each core takes the next block when it finishes one, for
+	// blocks whose results do not depend on which core computes them.
+	anyCore blockOrder = false
+	// fixedCores: core c takes the same contiguous range of blocks on
+	// every call, so per-core sums (coreSums) add the same blocks in the
+	// same order and a step gives the same result bit for bit every time.
+	fixedCores blockOrder = true
+)
+
+// parallelBlocks calls fn once on each core that has blocks, with the
+// indices of [0,n) that it is to run, in order: per-core set-up (scratch)
+// goes before the loop over them.
+func parallelBlocks(n int, order blockOrder, fn func(core int, blocks iter.Seq[int])) {
+	if order == fixedCores {
+		parallelCores(n, 1, func(core, lo, hi int) {
+			fn(core, func(yield func(int) bool) {
+				for i := lo; i < hi && yield(i); i++ {
+				}
+			})
+		})
+		return
+	}
+	var next atomic.Int64
+	claim := func(yield func(int) bool) {
+		for i := int(next.Add(1) - 1); i < n && yield(i); i = int(next.Add(1) - 1) {
+		}
+	}
+	parallelCores(min(n, runtime.GOMAXPROCS(0)), 1, func(core, _, _ int) { fn(core, claim) })
 }
 
 // parallelCores is parallel that also tells fn which of the goroutines,

@@ -20,7 +20,8 @@ func trans(t bool) blas.Transpose {
 
 // gemm computes c = alpha*op(a)*op(b) + beta*c (row-major, leading
 // dimensions lda, ldb, ldc), split over the cores by column blocks of c, or
-// by row blocks when c is narrow.
+// by row blocks when c is narrow: one block per core, since each block
+// packs the whole of the other operand again.
 func gemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
@@ -31,7 +32,7 @@ func gemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []flo
 		return
 	}
 	if n >= 64*workers {
-		parallel(n/16, 1, func(lo, hi int) {
+		parallelCores(n/16, 1, func(_, lo, hi int) {
 			j0, j1 := lo*16, hi*16
 			if hi == n/16 {
 				j1 = n
@@ -44,7 +45,7 @@ func gemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []flo
 		})
 		return
 	}
-	parallel(m, 6, func(lo, hi int) {
+	parallelCores(m, 6, func(_, lo, hi int) {
 		aOff := lo * lda
 		if tA {
 			aOff = lo

@@ -77,7 +77,7 @@ func TestLoweredBlocksMatchChunks(t *testing.T) {
 					g := convGeom{C: c, N: n, H: hw[0], W: hw[1], Co: co, p: p}
 					g.Ho, g.Wo = p.OutSize(g.H), p.OutSize(g.W)
 					name := fmt.Sprintf("C%d Co%d %dx%d N%d %+v", c, co, g.H, g.W, n, p)
-					if blocked := blocks.lowerBlocks(g, func(int, int, int, []float32, int) {}); blocked != (n >= cores) {
+					if blocked := blocks.lowerBlocks(g, anyCore, func(int, int, int, []float32, int) {}); blocked != (n >= cores) {
 						t.Fatalf("%s: in blocks %v, want %v", name, blocked, n >= cores)
 					}
 					x, w, dy := randSlice(rng, c*n*g.H*g.W), randSlice(rng, co*c*g.p.Kernel*g.p.Kernel), randSlice(rng, co*n*g.Ho*g.Wo)

@@ -1,10 +1,17 @@
 package cpu
 
 import (
+	"fmt"
+	"iter"
+	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/swavd/swavd/compute"
 )
 
 // coverage runs parallelCores over n with the given grain and checks that
@@ -159,5 +166,104 @@ func TestSplitBatchBalancesCores(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestParallelBlocksRunEachIndexOnce: parallel's ranges and both orders
+// of parallelBlocks cover [0,n) once; fn runs at most once per core; and
+// fixedCores gives each core the contiguous range parallelCores would.
+func TestParallelBlocksRunEachIndexOnce(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{1, 2, 3, 5} {
+		runtime.GOMAXPROCS(procs)
+		for n := 0; n < 50; n++ {
+			for _, grain := range []int{1, 4, 64} {
+				hits := make([]atomic.Int32, n)
+				parallel(n, grain, func(lo, hi int) {
+					if hi-lo < min(grain, n) {
+						t.Errorf("n %d grain %d: range [%d,%d) under the grain", n, grain, lo, hi)
+					}
+					for i := lo; i < hi; i++ {
+						hits[i].Add(1)
+					}
+				})
+				checkOnce(t, fmt.Sprintf("parallel procs %d n %d grain %d", procs, n, grain), hits)
+			}
+			for _, order := range []blockOrder{anyCore, fixedCores} {
+				hits := make([]atomic.Int32, n)
+				calls := make([]atomic.Int32, procs)
+				var mu sync.Mutex
+				ranges := map[int][]int{}
+				parallelBlocks(n, order, func(core int, blocks iter.Seq[int]) {
+					calls[core].Add(1)
+					for i := range blocks {
+						hits[i].Add(1)
+						mu.Lock()
+						ranges[core] = append(ranges[core], i)
+						mu.Unlock()
+					}
+				})
+				name := fmt.Sprintf("parallelBlocks procs %d n %d order %v", procs, n, order)
+				checkOnce(t, name, hits)
+				for c := range calls {
+					if calls[c].Load() > 1 {
+						t.Fatalf("%s: fn ran %d times on core %d", name, calls[c].Load(), c)
+					}
+				}
+				if order == fixedCores {
+					parallelCores(n, 1, func(core, lo, hi int) {
+						want := make([]int, 0, hi-lo)
+						for i := lo; i < hi; i++ {
+							want = append(want, i)
+						}
+						if !slices.Equal(ranges[core], want) {
+							t.Errorf("%s: core %d ran %v, want %v", name, core, ranges[core], want)
+						}
+					})
+				}
+			}
+		}
+	}
+}
+
+func checkOnce(t *testing.T, name string, hits []atomic.Int32) {
+	t.Helper()
+	for i := range hits {
+		if h := hits[i].Load(); h != 1 {
+			t.Fatalf("%s: index %d run %d times", name, i, h)
+		}
+	}
+}
+
+// TestFilterGradientsRepeatBitForBit: the filter gradients sum blocks per
+// core (coreSums); with the blocks on fixed cores the sum comes out the
+// same bit for bit on every call, as resuming a checkpoint needs. Blocks
+// taken by whichever core is free would group them differently from one
+// call to the next.
+func TestFilterGradientsRepeatBitForBit(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	runtime.GOMAXPROCS(2)
+	be := New()
+	rng := rand.New(rand.NewPCG(21, 22))
+	for _, l := range []struct{ c, co, hw, k, s int }{{16, 16, 16, 3, 1}, {16, 24, 8, 3, 2}, {8, 16, 6, 1, 2}} {
+		p := compute.ConvParams{Kernel: l.k, Stride: l.s, Pad: l.k / 2}
+		n, ho := 96, p.OutSize(l.hw)
+		x, dy := be.New(l.c, n, l.hw, l.hw), be.New(l.co, n, ho, ho)
+		be.Upload(x, randSlice(rng, x.Len()))
+		be.Upload(dy, randSlice(rng, dy.Len()))
+		var first []float32
+		for i := 0; i < 30; i++ {
+			dw := be.New(l.co, l.c, l.k, l.k)
+			be.Conv2DGradFilter(dw, dy, x, p, 0)
+			got := make([]float32, dw.Len())
+			be.Download(got, dw)
+			be.Release(dw)
+			if first == nil {
+				first = got
+			} else if !slices.Equal(got, first) {
+				t.Fatalf("%+v: call %d differs from the first", l, i)
+			}
+		}
+		be.Release(x, dy)
 	}
 }

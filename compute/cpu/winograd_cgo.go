@@ -27,7 +27,7 @@ func (b *Backend) winogradConv(y, x, w []float32, g convGeom, e *normEpilogue) {
 		shift, budget = gemmPanelShift(), winogradPackedBlockBudget
 	}
 	if bl, ok := b.blocking(g, budget); ok {
-		b.eachBlock(g, bl, budget, func(c wChunk) {
+		b.eachBlock(g, bl, budget, anyCore, func(c wChunk) {
 			c.input(x, g, 0, g.C, shift)
 			for p := 0; p < 16; p++ {
 				if shift > 0 {
@@ -67,7 +67,7 @@ func (b *Backend) winogradGradFilter(dw, dy, x []float32, g convGeom, beta float
 		// to be transformed side by side stay on the planes path, where
 		// the groups are whole (at 4x4, 128 channels: 1.17x slower fused).
 		sums := newCoreSums(b, 16*g.Co*g.C)
-		b.eachBlock(g, bl, winogradBlockBudget, func(c wChunk) {
+		b.eachBlock(g, bl, winogradBlockBudget, fixedCores, func(c wChunk) {
 			part, acc := sums.part(c.core)
 			c.input(x, g, 0, g.C, 0)
 			c.outgrad(dy, g, 0, g.Co)
