@@ -134,10 +134,10 @@ func splitBatch(n, perImage, budget int) (blockCount, bool) {
 	return blockCount{images: n, n: blocks}, true
 }
 
-// eachBlock runs fn on every block, the blocks shared out over the cores,
-// each core with its own scratch for the transforms. The input's planes
-// are rounded up to whole panels of 32 tiles (the widest the packed
-// products read) and start 64-byte aligned.
+// eachBlock runs fn on every block, the blocks shared out over the cores
+// as order says, each core with its own scratch for the transforms. The
+// input's planes are rounded up to whole panels of 32 tiles (the widest
+// the packed products read) and start 64-byte aligned.
 func (b *Backend) eachBlock(g convGeom, bl blockCount, budget int, order blockOrder, fn func(wChunk)) {
 	tiles := ((g.H + 1) / 2) * ((g.W + 1) / 2)
 	planeV, planeM := g.C*((bl.per()*tiles+31)/32*32)+16, g.Co*bl.per()*tiles+16
@@ -236,9 +236,10 @@ const lowerPad = 16
 const lowerBlockBudget = 1 << 18
 
 // lowerBlocks calls fn for each block of images [n0,n1) of the batch, the
-// blocks shared out over the cores (core: which one runs fn), each core
-// with its own lowered buffer (rows ld floats apart). It says false, doing
-// nothing, where the batch does not split (splitBatch): forChunks then.
+// blocks shared out over the cores as order says (core: which one runs
+// fn), each core with its own lowered buffer (rows ld floats apart). It
+// says false, doing nothing, where the batch does not split (splitBatch):
+// forChunks then.
 func (b *Backend) lowerBlocks(g convGeom, order blockOrder, fn func(core, n0, n1 int, col []float32, ld int)) bool {
 	bl, ok := splitBatch(g.N, g.rows()*g.Ho*g.Wo, lowerBlockBudget-g.rows()*lowerPad)
 	if !ok || b.lowerChunks {

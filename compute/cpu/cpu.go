@@ -208,8 +208,9 @@ func parallelBlocks(n int, order blockOrder, fn func(core int, blocks iter.Seq[i
 	parallelCores(min(n, runtime.GOMAXPROCS(0)), 1, func(core, _, _ int) { fn(core, claim) })
 }
 
-// parallelCores is parallel that also tells fn which of the goroutines,
-// numbered from 0 to below GOMAXPROCS, runs it: per-core scratch.
+// parallelCores splits [0,n) into one contiguous range per core, each of
+// at least grain work, and runs fn on each, telling it which core (from 0
+// to below GOMAXPROCS) runs it: per-core scratch and sums.
 func parallelCores(n, grain int, fn func(core, lo, hi int)) {
 	workers := runtime.GOMAXPROCS(0)
 	if grain < 1 {
