@@ -230,9 +230,9 @@ func parallelCores(n, grain int, fn func(core, lo, hi int)) {
 	var wg sync.WaitGroup
 	for i := 1; i < workers; i++ {
 		wg.Add(1)
-		go func() { defer wg.Done(); t.run(i) }()
+		go func() { defer wg.Done(); t.runParts() }()
 	}
-	t.run(0)
+	t.runParts()
 	wg.Wait()
 }
 

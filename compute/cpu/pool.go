@@ -17,50 +17,59 @@ import (
 // spinFor, so an idle daemon does not burn it.
 var workerPool struct {
 	mu      sync.Mutex // held by the one caller that uses the workers
-	workers []*worker  // workers[i] runs part i+1 of a call's ranges
+	workers []*worker
 }
 
 // spinFor is how long a worker looks for its next range before it parks.
 const spinFor = 250 * time.Microsecond
 
 type worker struct {
-	part   int
 	next   atomic.Pointer[task]
 	asleep atomic.Bool
 	wake   chan struct{}
 }
 
 // task is one call's ranges: part i of parts runs fn(i, n*i/parts,
-// n*(i+1)/parts), as the goroutines of the spawned path did.
+// n*(i+1)/parts). Whoever is free takes the next part, the caller
+// included, so a worker that starts late (the host gave its core to
+// someone else for a few milliseconds) does not hold the call up: the
+// caller runs that part itself. fn sees the part, not the goroutine, so
+// per-core scratch and sums are the same whoever runs it.
 type task struct {
 	fn      func(core, lo, hi int)
 	n       int
 	parts   int
-	pending atomic.Int32
+	claimed atomic.Int32 // parts taken so far
+	done    atomic.Int32 // parts finished
 }
 
-func (t *task) run(part int) { t.fn(part, t.n*part/t.parts, t.n*(part+1)/t.parts) }
+// runParts runs parts of t until none is left to take.
+func (t *task) runParts() {
+	for p := int(t.claimed.Add(1)) - 1; p < t.parts; p = int(t.claimed.Add(1)) - 1 {
+		t.fn(p, t.n*p/t.parts, t.n*(p+1)/t.parts)
+		t.done.Add(1)
+	}
+}
 
-// runOnWorkers runs t's part 0 here and the others on the workers, and
-// returns when all are done. It says false, running nothing, when another
-// caller (a second goroutine, or a range that itself calls parallel) has
-// the workers.
+// runOnWorkers runs t's parts here and on the workers, and returns when
+// all are done. It says false, running nothing, when another caller (a
+// second goroutine, or a range that itself calls parallel) has the
+// workers.
 func runOnWorkers(t *task) bool {
 	if !workerPool.mu.TryLock() {
 		return false
 	}
 	defer workerPool.mu.Unlock()
 	for len(workerPool.workers) < t.parts-1 {
-		w := &worker{part: len(workerPool.workers) + 1, wake: make(chan struct{}, 1)}
+		w := &worker{wake: make(chan struct{}, 1)}
 		workerPool.workers = append(workerPool.workers, w)
 		go w.loop()
 	}
-	t.pending.Store(int32(t.parts - 1))
 	for _, w := range workerPool.workers[:t.parts-1] {
 		w.give(t)
 	}
-	t.run(0)
-	for i := 1; t.pending.Load() != 0; i++ {
+	t.runParts()
+	for i := 1; t.done.Load() != int32(t.parts); i++ {
 		if i%64 == 0 {
 			runtime.Gosched() // a worker woken from its park may be queued on this core
 		}
@@ -83,9 +92,7 @@ func (w *worker) give(t *task) {
 
 func (w *worker) loop() {
 	for {
-		t := w.await()
-		t.run(w.part)
-		t.pending.Add(-1)
+		w.await().runParts()
 	}
 }
 

@@ -267,3 +267,24 @@ func TestFilterGradientsRepeatBitForBit(t *testing.T) {
 		be.Release(x, dy)
 	}
 }
+
+// TestCallerRunsPartsNoWorkerTook: a worker that has not started yet
+// (its core taken away by the host) must not hold a call up: the caller
+// alone runs every part, each with its own part number, as a worker would.
+func TestCallerRunsPartsNoWorkerTook(t *testing.T) {
+	var ran []int
+	tk := &task{n: 10, parts: 3, fn: func(core, lo, hi int) {
+		if lo != 10*core/3 || hi != 10*(core+1)/3 {
+			t.Errorf("part %d got [%d,%d)", core, lo, hi)
+		}
+		ran = append(ran, core)
+	}}
+	tk.runParts()
+	if !slices.Equal(ran, []int{0, 1, 2}) || tk.done.Load() != 3 {
+		t.Fatalf("the caller ran parts %v (%d done), want 0, 1, 2", ran, tk.done.Load())
+	}
+	tk.runParts() // a worker arriving afterwards finds nothing left
+	if len(ran) != 3 {
+		t.Fatalf("a late worker ran a part again: %v", ran)
+	}
+}
