@@ -44,14 +44,21 @@ func coverage(t *testing.T, n, grain int) {
 }
 
 func TestParallelCoresRunsEachIndexOnce(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-	for _, procs := range []int{1, 2, 3, 5} {
-		runtime.GOMAXPROCS(procs)
+	withProcs([]int{1, 2, 3, 5}, func(int) {
 		for n := 0; n < 40; n++ {
 			for _, grain := range []int{1, 3, 16} {
 				coverage(t, n, grain)
 			}
 		}
+	})
+}
+
+// withProcs runs fn under each GOMAXPROCS in counts, then restores it.
+func withProcs(counts []int, fn func(procs int)) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range counts {
+		runtime.GOMAXPROCS(procs)
+		fn(procs)
 	}
 }
 
@@ -128,9 +135,7 @@ func TestParallelRacesParking(t *testing.T) {
 // none over the budget, and when parallelCores shares them out every core
 // gets as many images as the others, give or take one.
 func TestSplitBatchBalancesCores(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-	for _, procs := range []int{1, 2, 3, 4} {
-		runtime.GOMAXPROCS(procs)
+	withProcs([]int{1, 2, 3, 4}, func(procs int) {
 		for n := 1; n <= 300; n++ {
 			for _, per := range []int{1, 2, 3, 9, 13, 37, 64, 500} {
 				bl, ok := splitBatch(n, 1000, per*1000+999)
@@ -166,16 +171,14 @@ func TestSplitBatchBalancesCores(t *testing.T) {
 				}
 			}
 		}
-	}
+	})
 }
 
 // TestParallelBlocksRunEachIndexOnce: parallel's ranges and both orders
 // of parallelBlocks cover [0,n) once; fn runs at most once per core; and
 // fixedCores gives each core the contiguous range parallelCores would.
 func TestParallelBlocksRunEachIndexOnce(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-	for _, procs := range []int{1, 2, 3, 5} {
-		runtime.GOMAXPROCS(procs)
+	withProcs([]int{1, 2, 3, 5}, func(procs int) {
 		for n := 0; n < 50; n++ {
 			for _, grain := range []int{1, 4, 64} {
 				hits := make([]atomic.Int32, n)
@@ -223,7 +226,7 @@ func TestParallelBlocksRunEachIndexOnce(t *testing.T) {
 				}
 			}
 		}
-	}
+	})
 }
 
 func checkOnce(t *testing.T, name string, hits []atomic.Int32) {
