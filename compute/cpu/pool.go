@@ -23,6 +23,8 @@ var workerPool struct {
 // spinFor is how long a worker looks for its next range before it parks.
 const spinFor = 250 * time.Microsecond
 
+// worker is one goroutine of workerPool: next is the call it is to help
+// with, handed over by give; wake rouses it once it has parked.
 type worker struct {
 	next   atomic.Pointer[task]
 	asleep atomic.Bool

@@ -19,7 +19,7 @@ import (
 // and that no core number ran two ranges at once.
 func coverage(t *testing.T, n, grain int) {
 	t.Helper()
-	hits := make([]int32, n)
+	hits := make([]atomic.Int32, n)
 	var mu sync.Mutex
 	busy := map[int]bool{}
 	parallelCores(n, grain, func(core, lo, hi int) {
@@ -30,17 +30,13 @@ func coverage(t *testing.T, n, grain int) {
 		busy[core] = true
 		mu.Unlock()
 		for i := lo; i < hi; i++ {
-			hits[i]++
+			hits[i].Add(1)
 		}
 		mu.Lock()
 		busy[core] = false
 		mu.Unlock()
 	})
-	for i, h := range hits {
-		if h != 1 {
-			t.Fatalf("n=%d grain=%d: index %d run %d times", n, grain, i, h)
-		}
-	}
+	checkOnce(t, fmt.Sprintf("n=%d grain=%d", n, grain), hits)
 }
 
 func TestParallelCoresRunsEachIndexOnce(t *testing.T) {
@@ -90,21 +86,17 @@ func TestParallelFromManyGoroutines(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	inner := make([]int32, 6*10)
+	inner := make([]atomic.Int32, 6*10)
 	parallelCores(6, 1, func(_, lo, hi int) {
 		for o := lo; o < hi; o++ {
 			parallelCores(10, 1, func(_, l, h int) {
 				for i := l; i < h; i++ {
-					inner[o*10+i]++
+					inner[o*10+i].Add(1)
 				}
 			})
 		}
 	})
-	for i, h := range inner {
-		if h != 1 {
-			t.Fatalf("nested: index %d run %d times", i, h)
-		}
-	}
+	checkOnce(t, "nested", inner)
 }
 
 // TestParallelRacesParking hands out work just as the workers give up
