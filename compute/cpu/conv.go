@@ -38,14 +38,27 @@ func geometry(x, w compute.Tensor, p compute.ConvParams) convGeom {
 
 func (g convGeom) pointwise() bool { return g.p.Kernel == 1 && g.p.Stride == 1 && g.p.Pad == 0 }
 
-// winograd says whether the convolution goes through Winograd F(2x2,3x3).
+// winoTile is the side of Winograd's block of outputs, F(4x4, 3x3)
+// (winograd.h's WINO_M), and winoPlanes the values of each transformed
+// tile, (winoTile+2)^2.
+const (
+	winoTile   = 4
+	winoPlanes = (winoTile + 2) * (winoTile + 2)
+)
+
+// winoTiles is the number of Winograd tiles of one h x w image.
+func winoTiles(h, w int) int {
+	return ((h + winoTile - 1) / winoTile) * ((w + winoTile - 1) / winoTile)
+}
+
+// winograd says whether the convolution goes through Winograd F(4x4,3x3).
 func (b *Backend) winograd(g convGeom) bool {
 	return haveWinograd && b.winogradMin > 0 && g.p.Kernel == 3 && g.p.Stride == 1 && g.p.Pad == 1 &&
-		g.C >= b.winogradMin && g.Co >= b.winogradMin && g.N*((g.H+1)/2)*((g.W+1)/2) >= b.winogradMinTiles
+		g.C >= b.winogradMin && g.Co >= b.winogradMin && g.N*g.H*g.W >= b.winogradMinPixels
 }
 
 // wChunk is one chunk of images [n0, n1) with T tiles, and the buffers of
-// its transforms: the input's v (16 planes planeV apart) and the output's
+// its transforms: the input's v (winoPlanes planes planeV apart) and the output's
 // (or output gradient's) m (planeM apart).
 type wChunk struct {
 	core           int // which core runs it (eachBlock), for per-core sums
@@ -57,15 +70,15 @@ type wChunk struct {
 // winogradChunks runs f on the batch a chunk of images at a time, so the
 // transforms stay within winogradBudget.
 func (b *Backend) winogradChunks(g convGeom, f func(wChunk)) {
-	tiles := ((g.H + 1) / 2) * ((g.W + 1) / 2)
-	chunk := max(1, min(g.N, (winogradBudget/16-32)/((g.C+g.Co)*tiles)))
-	// The 16 planes of a transform are written (read) together, tile by
+	tiles := winoTiles(g.H, g.W)
+	chunk := max(1, min(g.N, (winogradBudget/winoPlanes-32)/((g.C+g.Co)*tiles)))
+	// The planes of a transform are written (read) together, tile by
 	// tile: planes a power of two apart would share cache sets, so each
 	// is padded by a cache line.
 	planeV, planeM := g.C*chunk*tiles+16, g.Co*chunk*tiles+16
-	buf := b.get([]int{pooledLength(16*(planeV+planeM), winogradBudget)})
+	buf := b.get([]int{pooledLength(winoPlanes*(planeV+planeM), winogradBudget)})
 	defer b.Release(buf)
-	v, m := buf.data[:16*planeV], buf.data[16*planeV:16*(planeV+planeM)]
+	v, m := buf.data[:winoPlanes*planeV], buf.data[winoPlanes*planeV:winoPlanes*(planeV+planeM)]
 	for n0 := 0; n0 < g.N; n0 += chunk {
 		n1 := min(g.N, n0+chunk)
 		f(wChunk{n0: n0, n1: n1, T: (n1 - n0) * tiles, v: v, m: m, planeV: planeV, planeM: planeM})
@@ -111,8 +124,7 @@ func (b *Backend) blocking(g convGeom, budget int) (blockCount, bool) {
 	if b.winogradPlanes {
 		return blockCount{}, false
 	}
-	tiles := ((g.H + 1) / 2) * ((g.W + 1) / 2)
-	return splitBatch(g.N, (g.C+g.Co)*tiles, budget/16-32)
+	return splitBatch(g.N, (g.C+g.Co)*winoTiles(g.H, g.W), budget/winoPlanes-32)
 }
 
 // splitBatch splits n images into blocks of whole images, each of at most
@@ -139,13 +151,13 @@ func splitBatch(n, perImage, budget int) (blockCount, bool) {
 // input's planes are rounded up to whole panels of 32 tiles (the widest
 // the packed products read) and start 64-byte aligned.
 func (b *Backend) eachBlock(g convGeom, bl blockCount, budget int, order blockOrder, fn func(wChunk)) {
-	tiles := ((g.H + 1) / 2) * ((g.W + 1) / 2)
+	tiles := winoTiles(g.H, g.W)
 	planeV, planeM := g.C*((bl.per()*tiles+31)/32*32)+16, g.Co*bl.per()*tiles+16
 	parallelBlocks(bl.n, order, func(core int, blocks iter.Seq[int]) {
-		buf := b.get([]int{pooledLength(16*(planeV+planeM)+16, budget)})
+		buf := b.get([]int{pooledLength(winoPlanes*(planeV+planeM)+16, budget)})
 		defer b.Release(buf)
-		v := aligned64(buf.data)[:16*planeV]
-		m := buf.data[len(buf.data)-16*planeM:]
+		v := aligned64(buf.data)[:winoPlanes*planeV]
+		m := buf.data[len(buf.data)-winoPlanes*planeM:]
 		for i := range blocks {
 			n0, n1 := bl.bounds(i)
 			fn(wChunk{core: core, n0: n0, n1: n1, T: (n1 - n0) * tiles, v: v, m: m, planeV: planeV, planeM: planeM})

@@ -2,7 +2,7 @@
 // gorgonia.org/tensor, matrix products on a packed, cache-blocked SGEMM in
 // C (sgemm.c; AVX-512, AVX2+FMA, NEON or generic chosen at run time;
 // gonum's SGEMM only in builds without cgo), convolutions as products
-// (Winograd F(2x2,3x3) for 3x3 stride 1, winograd.c; im2col otherwise,
+// (Winograd F(4x4,3x3) for 3x3 stride 1, winograd.c; im2col otherwise,
 // lower.c), and loops split over all cores for the memory-bound operations
 // (batch norm's in C, norm.c; add+ReLU's, elementwise.c). Each C loop has
 // a Go twin: the build without cgo, and the reference its tests compare
@@ -40,10 +40,10 @@ type Backend struct {
 	free map[int][]*tensor.Dense // released storage by length
 	// A 3x3 stride-1 convolution goes through Winograd when it has at
 	// least winogradMin input and output channels (0: never) and
-	// winogradMinTiles 2x2 output tiles: below either, the transforms and
-	// sixteen small products cost more than one lowered product (the first
-	// layer; inference on one frame).
-	winogradMin, winogradMinTiles int
+	// winogradMinPixels output pixels over the batch: below either, the
+	// transforms and 36 small products cost more than one lowered product
+	// (the first layer; inference on one frame).
+	winogradMin, winogradMinPixels int
 	// winogradPlanes turns the fused Winograd path (a block of images per
 	// core, see blocking) off: every transform and product is then split
 	// over the cores. Tests run both.
@@ -59,7 +59,7 @@ type Backend struct {
 
 // New returns a CPU backend.
 func New() *Backend {
-	return &Backend{free: map[int][]*tensor.Dense{}, winogradMin: 16, winogradMinTiles: 1024}
+	return &Backend{free: map[int][]*tensor.Dense{}, winogradMin: 16, winogradMinPixels: 4096}
 }
 
 func (b *Backend) Name() string { return "cpu" }

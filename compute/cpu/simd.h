@@ -1,7 +1,8 @@
-// Four- and eight-float vectors (GCC vector extensions: SSE on x86-64,
-// NEON on arm64; the eight-float ones one AVX register in the clones below,
-// two of four elsewhere) and unaligned loads and stores of them, for the C
-// loops of this package.
+// Four-, eight- and sixteen-float vectors (GCC vector extensions: SSE on
+// x86-64, NEON on arm64; the eight-float ones one AVX register in the
+// clones below, the sixteen-float ones one AVX-512 register, split
+// elsewhere) and unaligned loads and stores of them, for the C loops of
+// this package.
 #include <string.h>
 
 // SWAV_CLONES builds a function for AVX-512 and for AVX2 besides the
@@ -31,6 +32,7 @@
 
 SWAV_VECTORS(4)
 SWAV_VECTORS(8)
+SWAV_VECTORS(16)
 
 // copy_floats copies n floats: short rows, inline rather than a call to
 // memcpy (a libc call per row of 16-32 pixels cost as much as the copy).

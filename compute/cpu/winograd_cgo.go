@@ -8,9 +8,13 @@ import "C"
 
 const haveWinograd = true
 
+// The tile conv.go sizes its buffers by is the one winograd.c transforms:
+// a compile error (a negative constant made unsigned) where they differ.
+const _ = uint(C.WINO_M-winoTile) + uint(winoTile-C.WINO_M) + uint(C.WINO_PLANES-winoPlanes) + uint(winoPlanes-C.WINO_PLANES)
+
 // winogradConv computes y = conv(x, w) for a 3x3 convolution with stride 1
 // and padding 1 (so Ho = H, Wo = W): the filters and each chunk of images
-// are transformed (winograd.c), the 16 products per chunk are [Co x C] by
+// are transformed (winograd.c), the 36 products per chunk are [Co x C] by
 // [C x tiles] on the SGEMM, and the results are transformed back. Where
 // the batch allows, each core takes whole blocks of images through all
 // three steps (fused); else each step is split over the cores. Where e is
@@ -19,7 +23,7 @@ func (b *Backend) winogradConv(y, x, w []float32, g convGeom, e *normEpilogue) {
 	if len(w) < g.Co*g.C*9 || len(x) < g.C*g.N*g.H*g.W || len(y) < g.Co*g.N*g.H*g.W || g.Ho != g.H || g.Wo != g.W {
 		panic("cpu: winograd convolution of mismatched buffers")
 	}
-	u := b.get([]int{16 * g.Co * g.C})
+	u := b.get([]int{winoPlanes * g.Co * g.C})
 	defer b.Release(u)
 	C.swav_wino_filter(fptr(u.data), fptr(w), C.int(g.Co), C.int(g.C))
 	shift, budget := 0, winogradBlockBudget
@@ -29,7 +33,7 @@ func (b *Backend) winogradConv(y, x, w []float32, g convGeom, e *normEpilogue) {
 	if bl, ok := b.blocking(g, budget); ok {
 		b.eachBlock(g, bl, budget, anyCore, func(c wChunk) {
 			c.input(x, g, 0, g.C, shift)
-			for p := 0; p < 16; p++ {
+			for p := 0; p < winoPlanes; p++ {
 				if shift > 0 {
 					gemmPackedB(g.Co, c.T, g.C, u.data[p*g.Co*g.C:], g.C, c.v[p*c.planeV:], 0, c.m[p*c.planeM:], c.T)
 				} else {
@@ -42,7 +46,7 @@ func (b *Backend) winogradConv(y, x, w []float32, g convGeom, e *normEpilogue) {
 	}
 	b.winogradChunks(g, func(c wChunk) {
 		winogradInput(x, g, c)
-		for e := 0; e < 16; e++ {
+		for e := 0; e < winoPlanes; e++ {
 			gemm(false, false, g.Co, c.T, g.C, 1, u.data[e*g.Co*g.C:], g.C, c.v[e*c.planeV:], c.T, 0, c.m[e*c.planeM:], c.T)
 		}
 		parallel(g.Co, 1, func(lo, hi int) { c.output(y, g, lo, hi, e) })
@@ -50,28 +54,29 @@ func (b *Backend) winogradConv(y, x, w []float32, g convGeom, e *normEpilogue) {
 }
 
 // winogradGradFilter computes dw = beta*dw + dL/dw for the convolution
-// winogradConv computes: for each of the 16 transform positions, the
+// winogradConv computes: for each of the 36 transform positions, the
 // gradient of the transformed filter is the product of the transformed
 // output gradient [Co x tiles] and the transformed input [C x tiles]
 // transposed, summed over chunks; the adjoint of the filter transform takes
-// it back to 3x3. 16 products of Co*C*tiles instead of Co*C*9*pixels.
+// it back to 3x3. 36 products of Co*C*tiles (pixels/16) instead of
+// Co*C*9*pixels.
 func (b *Backend) winogradGradFilter(dw, dy, x []float32, g convGeom, beta float32) {
 	if len(dw) < g.Co*g.C*9 || len(x) < g.C*g.N*g.H*g.W || len(dy) < g.Co*g.N*g.H*g.W || g.Ho != g.H || g.Wo != g.W {
 		panic("cpu: winograd filter gradient of mismatched buffers")
 	}
-	du := b.get([]int{16 * g.Co * g.C})
+	du := b.get([]int{winoPlanes * g.Co * g.C})
 	defer b.Release(du)
-	if bl, ok := b.blocking(g, winogradBlockBudget); ok && (g.W+1)/2 > smallTileWidth {
-		// Each core takes its blocks through both transforms and the 16
+	if bl, ok := b.blocking(g, winogradBlockBudget); ok && (g.W+winoTile-1)/winoTile > smallTileWidth {
+		// Each core takes its blocks through both transforms and the 36
 		// products, summing them in its own part. Images narrow enough
 		// to be transformed side by side stay on the planes path, where
 		// the groups are whole (at 4x4, 128 channels: 1.17x slower fused).
-		sums := newCoreSums(b, 16*g.Co*g.C)
+		sums := newCoreSums(b, winoPlanes*g.Co*g.C)
 		b.eachBlock(g, bl, winogradBlockBudget, fixedCores, func(c wChunk) {
 			part, acc := sums.part(c.core)
 			c.input(x, g, 0, g.C, 0)
 			c.outgrad(dy, g, 0, g.Co)
-			for e := 0; e < 16; e++ {
+			for e := 0; e < winoPlanes; e++ {
 				gemmSerial(false, true, g.Co, g.C, c.T, 1, c.m[e*c.planeM:], c.T, c.v[e*c.planeV:], c.T, acc, part[e*g.Co*g.C:], g.C)
 			}
 		})
@@ -87,9 +92,9 @@ func (b *Backend) winogradGradFilter(dw, dy, x []float32, g convGeom, beta float
 		if first {
 			acc, first = 0, false
 		}
-		// The 16 products are small ([Co x C]) and deep (tiles): one
+		// The 36 products are small ([Co x C]) and deep (tiles): one
 		// per core at a time, so no two cores pack the same operands.
-		parallel(16, 1, func(lo, hi int) {
+		parallel(winoPlanes, 1, func(lo, hi int) {
 			for e := lo; e < hi; e++ {
 				gemmSerial(false, true, g.Co, g.C, c.T, 1, c.m[e*c.planeM:], c.T, c.v[e*c.planeV:], c.T, acc, du.data[e*g.Co*g.C:], g.C)
 			}
@@ -110,10 +115,10 @@ const smallTileWidth = C.SMALL_TW
 
 // packedInput says whether the fused path's input transform writes its
 // planes packed for the products (gemmPackedB), sparing them the packing
-// pass: where rows of tiles are whole groups of eight (widths of 16, 32
+// pass: where rows of tiles are whole groups of four (widths of 16, 32
 // ... pixels) and the channels one block of the product's depth.
 func (b *Backend) packedInput(g convGeom) bool {
-	return !b.unpackedInput && (g.W+1)/2%8 == 0 && g.C <= packedK
+	return !b.unpackedInput && (g.W+winoTile-1)/winoTile%4 == 0 && g.C <= packedK
 }
 
 // input transforms channels [lo, hi) of the chunk's input tiles into c.v,

@@ -15,7 +15,7 @@ import (
 // at least min channels through Winograd (0: none), however few tiles.
 func withWinograd(min int) *Backend {
 	b := New()
-	b.winogradMin, b.winogradMinTiles = min, 0
+	b.winogradMin, b.winogradMinPixels = min, 0
 	return b
 }
 
@@ -43,12 +43,12 @@ func testWinogradMatchesLowering(t *testing.T, wino *Backend) {
 	var shapes []shape
 	for _, c := range []int{1, 5, 17} {
 		for _, co := range []int{3, 16} {
-			for _, hw := range [][2]int{{1, 1}, {2, 3}, {3, 2}, {5, 7}, {8, 8}, {9, 10}, {17, 18}, {13, 30}, {3, 24}, {16, 16}} {
+			for _, hw := range [][2]int{{1, 1}, {2, 3}, {3, 2}, {5, 7}, {8, 8}, {9, 10}, {17, 18}, {13, 30}, {3, 24}, {16, 16}, {14, 16}, {9, 16}, {12, 20}} {
 				shapes = append(shapes, shape{c, co, hw[0], hw[1], 3})
 			}
 		}
 	}
-	shapes = append(shapes, shape{16, 16, 32, 31, 40}) // two chunks of images
+	shapes = append(shapes, shape{16, 16, 64, 63, 40}) // several chunks of images
 	// Small images go through the transforms side by side, 64 at most:
 	// more than that in one chunk (planes) or block.
 	shapes = append(shapes, shape{5, 16, 4, 4, 70}, shape{3, 16, 5, 6, 70})
@@ -72,9 +72,10 @@ func testWinogradMatchesLowering(t *testing.T, wino *Backend) {
 }
 
 // TestWinogradNeighboursApart: small images go through the transforms side
-// by side, so a tile on an image's edge sits next to its neighbour's
-// pixels. An infinite pixel on both edges of one image must not reach the
-// other images' outputs (forward, and input gradient from such a dy).
+// by side, and larger ones are read in place, so a tile on an image's edge
+// sits next to its neighbour's pixels. An infinite pixel on both edges of
+// one image must not reach the other images' outputs (forward, and input
+// gradient from such a dy).
 func TestWinogradNeighboursApart(t *testing.T) {
 	if !haveWinograd {
 		t.Skip("built without cgo: no Winograd path")
@@ -84,7 +85,7 @@ func TestWinogradNeighboursApart(t *testing.T) {
 	for _, planes := range []bool{false, true} {
 		be := withWinograd(1)
 		be.winogradPlanes = planes
-		for _, hw := range [][2]int{{4, 4}, {5, 7}, {6, 6}} {
+		for _, hw := range [][2]int{{4, 4}, {5, 7}, {6, 6}, {16, 16}, {8, 32}, {12, 20}} {
 			c, co, n, h, w := 3, 4, 5, hw[0], hw[1]
 			xs := randSlice(rng, c*n*h*w)
 			for ch := 0; ch < c; ch++ {
