@@ -63,6 +63,36 @@
 		o[5] = (g3);                                                                \
 	} while (0)
 
+// FROM_SIX applies STEP (six values to N, into o[]) to each column of the
+// 6x6 values X(XA, k), k = 6 * row + column (scalars or vectors of tiles
+// alike, type T), then to each row of the result, and hands each of the
+// N*N results to PUT(PA, row, column, value): the input transform (N 6),
+// the output transform (4) and the filter transform's adjoint (3).
+#define FROM_SIX(T, N, STEP, X, XA, PUT, PA)                                                       \
+	do {                                                                                       \
+		T s_[N][6];                                                                        \
+		for (int b_ = 0; b_ < 6; b_++) {                                                  \
+			T c_[N];                                                                   \
+			STEP(X(XA, 0 * 6 + b_), X(XA, 1 * 6 + b_), X(XA, 2 * 6 + b_), X(XA, 3 * 6 + b_), X(XA, 4 * 6 + b_), \
+			     X(XA, 5 * 6 + b_), c_);                                               \
+			for (int a_ = 0; a_ < N; a_++) s_[a_][b_] = c_[a_];                        \
+		}                                                                                  \
+		for (int a_ = 0; a_ < N; a_++) {                                                   \
+			T r_[N];                                                                   \
+			STEP(s_[a_][0], s_[a_][1], s_[a_][2], s_[a_][3], s_[a_][4], s_[a_][5], r_); \
+			for (int b_ = 0; b_ < N; b_++) PUT(PA, a_, b_, r_[b_]);                    \
+		}                                                                                  \
+	} while (0)
+
+// Accessors for FROM_SIX: value k of a 6x6 array, of an accessor macro;
+// result (i, j) into a plane index for a PUT(plane, value) macro, into a
+// 2-D array, into nine taps.
+#define SIX_BY_SIX(d, k) d[(k) / 6][(k) % 6]
+#define CALL(f, k) f(k)
+#define TO_PLANE(put, i, j, v) put((i) * 6 + (j), v)
+#define TO_2D(y, i, j, v) y[i][j] = (v)
+#define TO_TAPS(v, i, j, x) v[(i) * 3 + (j)] = (x)
+
 // FILTER_TRANSFORM computes G g G^T of the 3x3 filter g (g[k] its k-th
 // tap, scalars or vectors of eight filters alike, type T) and hands each
 // of the 36 results to PUT(plane index, value).
@@ -109,20 +139,7 @@ SWAV_CLONES void swav_wino_filter(float *U, const float *w, int Co, int C) {
 // INPUT_TRANSFORM computes B^T d B of the 6x6 tile d, of scalars or of
 // vectors of tiles alike (type T), and hands each of the 36 results to
 // PUT(plane index, value).
-#define INPUT_TRANSFORM(T, d, PUT)                                                          \
-	do {                                                                                \
-		T t_[6][6]; /* B^T d */                                                     \
-		for (int b_ = 0; b_ < 6; b_++) {                                            \
-			T c_[6];                                                            \
-			BT6(d[0][b_], d[1][b_], d[2][b_], d[3][b_], d[4][b_], d[5][b_], c_); \
-			for (int a_ = 0; a_ < 6; a_++) t_[a_][b_] = c_[a_];                 \
-		}                                                                           \
-		for (int a_ = 0; a_ < 6; a_++) { /* (B^T d) B */                           \
-			T r_[6];                                                            \
-			BT6(t_[a_][0], t_[a_][1], t_[a_][2], t_[a_][3], t_[a_][4], t_[a_][5], r_); \
-			for (int b_ = 0; b_ < 6; b_++) PUT(a_ * 6 + b_, r_[b_]);            \
-		}                                                                           \
-	} while (0)
+#define INPUT_TRANSFORM(T, d, PUT) FROM_SIX(T, 6, BT6, SIX_BY_SIX, d, TO_PLANE, PUT)
 
 // PICK8 and PICK4 take column b of eight (four) tiles 4 apart out of the
 // two vectors lo and hi, a row's 32 (16) floats from the first tile's
@@ -326,17 +343,7 @@ SWAV_CLONES void swav_wino_input(float *V, size_t plane, const float *x, int C, 
 
 // OUTPUT_TRANSFORM computes A^T m A of the tile whose 36 values M(k)
 // gives (scalars or vectors of tiles alike, type T) into y[4][4].
-#define OUTPUT_TRANSFORM(T, M, y)                                                                 \
-	do {                                                                                      \
-		T s_[4][6]; /* A^T m */                                                           \
-		for (int b_ = 0; b_ < 6; b_++) {                                                  \
-			T c_[4];                                                                  \
-			AT6(M(0 * 6 + b_), M(1 * 6 + b_), M(2 * 6 + b_), M(3 * 6 + b_), M(4 * 6 + b_), M(5 * 6 + b_), c_); \
-			for (int a_ = 0; a_ < 4; a_++) s_[a_][b_] = c_[a_];                       \
-		}                                                                                 \
-		for (int a_ = 0; a_ < 4; a_++) /* (A^T m) A */                                   \
-			AT6(s_[a_][0], s_[a_][1], s_[a_][2], s_[a_][3], s_[a_][4], s_[a_][5], y[a_]); \
-	} while (0)
+#define OUTPUT_TRANSFORM(T, M, y) FROM_SIX(T, 4, AT6, CALL, M, TO_2D, y)
 
 // store_quads8 writes four columns of eight tiles, y[c] holding column c,
 // as the 32 floats of their row, out[4k+c] = y[c][k]: the first four
@@ -565,20 +572,7 @@ SWAV_CLONES void swav_wino_outgrad(float *M, size_t plane, const float *dy, int 
 // FILTER_GRAD computes G^T dU G of the 36 values u(e) (scalars or vectors
 // of eight filters alike, type T), the adjoint of FILTER_TRANSFORM, into
 // the 3x3 taps v[9].
-#define FILTER_GRAD(T, u, v)                                                                   \
-	do {                                                                                   \
-		T t_[3][6]; /* G^T dU */                                                       \
-		for (int j_ = 0; j_ < 6; j_++) {                                               \
-			T c_[3];                                                               \
-			GT6(u(0 * 6 + j_), u(1 * 6 + j_), u(2 * 6 + j_), u(3 * 6 + j_), u(4 * 6 + j_), u(5 * 6 + j_), c_); \
-			for (int i_ = 0; i_ < 3; i_++) t_[i_][j_] = c_[i_];                    \
-		}                                                                              \
-		for (int i_ = 0; i_ < 3; i_++) { /* (G^T dU) G */                             \
-			T r_[3];                                                               \
-			GT6(t_[i_][0], t_[i_][1], t_[i_][2], t_[i_][3], t_[i_][4], t_[i_][5], r_); \
-			for (int j_ = 0; j_ < 3; j_++) v[i_ * 3 + j_] = r_[j_];                \
-		}                                                                              \
-	} while (0)
+#define FILTER_GRAD(T, u, v) FROM_SIX(T, 3, GT6, CALL, u, TO_TAPS, v)
 
 // swav_wino_filter_grad takes the filters eight at a time, as
 // swav_wino_filter: one load of eight from each of the 36 planes.
