@@ -284,7 +284,7 @@ SWAV_CLONES void swav_wino_input(float *V, size_t plane, const float *x, int C, 
 	// columns past W must read 0) copy every row. Images 16 wide (four
 	// tiles) take two rows of tiles per vector of eight.
 	const int ld = 4 * tw + 16, direct = W % 4 == 0, pairs = direct && tw == 4;
-	float pad[15 * ld];
+	float pad[9 * ld]; // zeros, the first and last rows of x, six slots for copied rows
 	memset(pad, 0, sizeof pad);
 	const float *zero = pad;
 	float *first = pad + ld, *last = pad + 2 * ld, *slots = pad + 3 * ld;
