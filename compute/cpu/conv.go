@@ -90,7 +90,8 @@ func (b *Backend) winogradChunks(g convGeom, f func(wChunk)) {
 // float32s). Measured on edge-small's 3x3 layers at batch 64: 2^19 and 2^21
 // were no faster for the forward products; the filter gradient, fused,
 // 1.1-1.25x faster than on the planes path at 8x8 to 32x32 (its products
-// are deep in the block's tiles, so it keeps this budget).
+// are deep in the block's tiles, so it keeps this budget). With F(4x4),
+// 2^18 was slower again in the 4x4 and 8x8 layers (1.2x).
 const winogradBlockBudget = 1 << 20
 
 // winogradPackedBlockBudget is winogradBlockBudget where the input

@@ -252,6 +252,11 @@ static inline __attribute__((always_inline)) void input_group(const float *img, 
 	input_row(r, NULL, (g1 - g0) * tw, o, plane, keepL, keepR);
 }
 
+// PAIRS_OF_ROWS: images 16 wide (four tiles to a row) take two rows of
+// tiles per vector of eight, in the input, output and output-gradient
+// transforms alike.
+#define PAIRS_OF_ROWS(W) ((W) == 16)
+
 SWAV_CLONES void swav_wino_input(float *V, size_t plane, const float *x, int C, int N, int H, int W, int n0, int n1, int c0, int c1,
 				 int nrshift) {
 	const int th = (H + 3) / 4, tw = (W + 3) / 4, nb = n1 - n0;
@@ -283,7 +288,7 @@ SWAV_CLONES void swav_wino_input(float *V, size_t plane, const float *x, int C, 
 	// load reaches outside x; and widths no multiple of 4 (the last tile's
 	// columns past W must read 0) copy every row. Images 16 wide (four
 	// tiles) take two rows of tiles per vector of eight.
-	const int ld = 4 * tw + 16, direct = W % 4 == 0, pairs = direct && tw == 4;
+	const int ld = 4 * tw + 16, direct = W % 4 == 0, pairs = PAIRS_OF_ROWS(W);
 	float pad[9 * ld]; // zeros, the first and last rows of x, six slots for copied rows
 	memset(pad, 0, sizeof pad);
 	const float *zero = pad;
@@ -446,7 +451,7 @@ SWAV_CLONES void swav_wino_output(float *y, const float *M, size_t plane, int Co
 				}
 		return;
 	}
-	const int pairs = W == 16; // two rows of tiles per vector, as swav_wino_input
+	const int pairs = PAIRS_OF_ROWS(W);
 	for (int co = o0; co < o1; co++)
 		for (int n = n0; n < n1; n++) {
 			float *img = y + ((size_t)co * N + n) * H * W;
@@ -552,7 +557,7 @@ SWAV_CLONES void swav_wino_outgrad(float *M, size_t plane, const float *dy, int 
 				}
 		return;
 	}
-	const int pairs = W == 16; // two rows of tiles per vector, as swav_wino_input
+	const int pairs = PAIRS_OF_ROWS(W);
 	float zeros[W];
 	memset(zeros, 0, sizeof zeros);
 	for (int co = o0; co < o1; co++)
